@@ -1,0 +1,72 @@
+"""Audio inputs: files read with soundfile (any WAV depth, FLAC, OGG), mono at the
+configured rate; cropped or padded to fixed length in tf.data; log-mel inside the model.
+
+soundfile runs through `tf.numpy_function` because TensorFlow's own `decode_wav`
+reads only 16-bit PCM and tensorflow-io's ops do not load on TF 2.21. The model
+itself takes a float32 waveform, so the serving graph needs no Python.
+"""
+import math
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+from scipy.signal import resample_poly
+
+from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
+from mmkeras.layers.audio import LogMelSpectrogram
+
+
+def load_audio(path, sample_rate):
+    """Read an audio file → float32 mono waveform in [-1, 1] at `sample_rate`.
+
+    Stereo is averaged; another rate is resampled with a polyphase filter
+    (scipy.signal.resample_poly, Kaiser window), which avoids aliasing.
+    """
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    wave = data.mean(axis=1)
+    if rate != sample_rate:
+        g = math.gcd(int(rate), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // g, int(rate) // g).astype(np.float32)
+    return np.clip(wave, -1.0, 1.0)
+
+
+def fit_length(wave, num_samples, training):
+    """Crop (random in training, centred otherwise) or zero-pad a waveform to `num_samples`."""
+    excess = tf.maximum(tf.shape(wave)[0] - num_samples, 0)
+    if training:
+        offset = tf.random.uniform([], 0, excess + 1, dtype=tf.int32)
+    else:
+        offset = excess // 2
+    wave = wave[offset: offset + num_samples]
+    wave = tf.pad(wave, [[0, num_samples - tf.shape(wave)[0]]])
+    return tf.ensure_shape(wave, [num_samples])
+
+
+@MODALITIES.register("audio")
+class AudioModality(Modality):
+    def parse_value(self, value, manifest_dir):
+        path = resolve_file(value, manifest_dir)
+        try:
+            soundfile.info(path)  # header check: catches non-audio files before training
+        except Exception as e:  # soundfile raises several types for unreadable files
+            raise BadValue(f"not a readable audio file: {path} ({str(e).splitlines()[0]})") from None
+        return path
+
+    def feature_shape(self):
+        return (self.cfg.num_samples,)
+
+    def decode(self, path):
+        # Full-length waveform: the crop happens after the cache, so each epoch may crop anew.
+        wave = tf.numpy_function(
+            lambda p: load_audio(p.decode(), self.cfg.sample_rate), [path], tf.float32, stateful=False)
+        return tf.ensure_shape(wave, [None])
+
+    def absent(self):
+        return tf.zeros([0], tf.float32)  # zero samples long; finalize pads it
+
+    def finalize(self, x, training):
+        return fit_length(x, self.cfg.num_samples, training)
+
+    def preprocess(self, x):
+        return LogMelSpectrogram(sample_rate=self.cfg.sample_rate, n_mels=self.cfg.n_mels,
+                                 name=f"{self.name}_logmel")(x)

@@ -1,0 +1,116 @@
+"""The per-modality contract shared by the data pipeline and the model builder.
+
+A modality handler knows, for one configured input, how to:
+  parse      a manifest value in Python (validation; raises BadValue),
+  fit        preprocessing state on the training split (vocabulary, statistics),
+  decode     a parsed value into a tensor inside tf.data (cacheable, deterministic),
+  finalize   that tensor per epoch (random crops) after the cache,
+  model_input / preprocess   the model's input and its in-graph preprocessing.
+Handlers are registered by the config's input `type`.
+"""
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.registry import Registry
+
+MODALITIES = Registry("input")
+
+
+class BadValue(Exception):
+    """A manifest value this modality cannot use; the message is the reason."""
+
+
+class Modality:
+    """Base handler: single-column input, no learned state, identity finalize."""
+
+    # Placeholder stored (and decoded to zeros) when the modality is absent.
+    empty_value = ""
+
+    def __init__(self, cfg, state=None):
+        self.cfg = cfg
+        self.state = state or {}
+
+    @property
+    def name(self):
+        return self.cfg.name
+
+    def raw_value(self, record):
+        """The manifest value for this input, or None when absent (missing key or empty)."""
+        column = self.cfg.columns_used()[0]
+        if column not in record:
+            if self.cfg.optional:
+                return None
+            raise BadValue(f"missing column '{column}'")
+        value = record[column]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if self.cfg.optional:
+                return None
+            raise BadValue("empty value for a required input (declare it `optional: true` to allow)")
+        return value
+
+    def parse(self, record, manifest_dir):
+        value = self.raw_value(record)
+        return None if value is None else self.parse_value(value, manifest_dir)
+
+    def parse_value(self, value, manifest_dir):
+        return str(value)
+
+    def fit(self, values):
+        """Learn state from the training split's present values."""
+
+    def state_to_json(self, run_dir):
+        """The learned state as JSON; large parts may go to files under `run_dir`."""
+        return self.state
+
+    def state_from_json(self, data, run_dir):
+        self.state = data
+
+    def column(self, values):
+        """The parsed values of a split as one tensor for `Dataset.from_tensor_slices`."""
+        return tf.constant(values, tf.string)
+
+    def decode(self, value):
+        raise NotImplementedError
+
+    def absent(self):
+        """What `decode` yields for an absent value (never read from disk)."""
+        return tf.zeros(self.feature_shape(), self.input_dtype)
+
+    def finalize(self, x, training):
+        return x
+
+    def model_input(self):
+        return keras.Input(shape=self.feature_shape(), dtype=self.input_dtype, name=self.name)
+
+    input_dtype = "float32"
+
+    def feature_shape(self):
+        raise NotImplementedError
+
+    def preprocess(self, x):
+        """In-model preprocessing: model input → the features its encoder takes."""
+        return x
+
+    def feature_spec(self):
+        from mmkeras.encoders import FeatureSpec
+
+        return FeatureSpec(modality=self.cfg.type)
+
+
+def resolve_file(value, manifest_dir):
+    """A manifest path → absolute path inside the manifest's folder, which must exist."""
+    path = str(value).strip()
+    full = os.path.realpath(os.path.join(manifest_dir, path))
+    root = os.path.realpath(manifest_dir)
+    if os.path.commonpath([full, root]) != root:
+        raise BadValue(f"path '{path}' escapes the manifest's folder {root}")
+    if not os.path.isfile(full):
+        raise BadValue(f"file not found: {full}")
+    return full
+
+
+def handler(cfg, state=None):
+    """The registered handler for an input config."""
+    return MODALITIES.get(cfg.type)(cfg, state)

@@ -1,0 +1,69 @@
+"""Preprocessing state learned on the training split, saved in the run directory so a
+run can be evaluated and re-exported without retraining:
+
+  RUN_DIR/labels.json           output → label names (category, multilabel)
+  RUN_DIR/vocab/<input>.txt     WordPiece vocabulary per text input
+  RUN_DIR/preprocessing.json    the rest (numeric mean/variance, ...)
+"""
+import os
+
+from mmkeras.data.modality import handler
+from mmkeras.data.records import holdout, load_split
+from mmkeras.data.targets import label_names
+from mmkeras.io import atomic_write_json, read_json
+
+
+class Preprocessing:
+    """Label vocabularies plus one fitted modality handler per input.
+
+    Args:
+        cfg: the run's Config.
+        labels: output name → list of label names (None for numeric outputs).
+        states: input name → the handler's learned state.
+    """
+
+    def __init__(self, cfg, labels, states):
+        self.cfg = cfg
+        self.labels = labels
+        self.handlers = [handler(i, states.get(i.name)) for i in cfg.inputs]
+
+    @classmethod
+    def fit(cls, cfg, train):
+        labels = {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}
+        prep = cls(cfg, labels, {})
+        for h in prep.handlers:
+            present = [v for v, p in zip(train.values[h.name], train.presence[h.name]) if p > 0]
+            h.fit(present)
+        return prep
+
+    def save(self, run_dir):
+        atomic_write_json(os.path.join(run_dir, "labels.json"), self.labels)
+        states = {h.name: h.state_to_json(run_dir) for h in self.handlers}
+        atomic_write_json(os.path.join(run_dir, "preprocessing.json"), states)
+
+    @classmethod
+    def load(cls, cfg, run_dir):
+        labels = read_json(os.path.join(run_dir, "labels.json"))
+        saved = read_json(os.path.join(run_dir, "preprocessing.json"))
+        prep = cls(cfg, labels, {})
+        for h in prep.handlers:
+            h.state_from_json(saved[h.name], run_dir)
+        return prep
+
+
+def load_splits(cfg, log, known_labels=None):
+    """Validate the configured manifests → {"train", "validation", "test"} Splits (test may be absent).
+
+    With `known_labels` (a loaded run), labels outside them are bad records in every split.
+    """
+    handlers = [handler(i) for i in cfg.inputs]
+    train = load_split(cfg.data.train, handlers, cfg.outputs, log, known_labels)
+    train_labels = known_labels or {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}
+    splits = {"train": train}
+    if cfg.data.validation:
+        splits["validation"] = load_split(cfg.data.validation, handlers, cfg.outputs, log, train_labels)
+    else:
+        splits["train"], splits["validation"] = holdout(train, cfg.data.validation_split, cfg.training.seed)
+    if cfg.data.test:
+        splits["test"] = load_split(cfg.data.test, handlers, cfg.outputs, log, train_labels)
+    return splits

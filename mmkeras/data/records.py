@@ -1,0 +1,132 @@
+"""Validate every manifest record before it can reach a batch.
+
+Each split is read once in Python: every input and label is checked (columns,
+files, numbers, known labels). A bad record is either skipped — counted and
+written to RUN_DIR/bad_records.jsonl as {manifest, line, column, value, reason} —
+or, with `on_bad_record: error`, stops the run with one line naming it.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from mmkeras.data.manifest import BadRow, read_manifest
+from mmkeras.data.modality import BadValue
+from mmkeras.data.targets import parse_target
+from mmkeras.errors import DataError
+
+
+class BadRecordLog:
+    """Collects skipped records; raises DataError at the first one in `error` mode."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.entries = []
+
+    def add(self, manifest, line, column, value, reason):
+        entry = {"manifest": manifest, "line": line, "column": column, "value": _jsonable(value), "reason": reason}
+        if self.mode == "error":
+            where = f", column '{column}'" if column else ""
+            raise DataError(f"{manifest}:{line}{where}: {reason} (value: {entry['value']!r})")
+        self.entries.append(entry)
+
+    def count(self, manifest):
+        return sum(e["manifest"] == manifest for e in self.entries)
+
+    def write(self, path):
+        if not self.entries:
+            return
+        from mmkeras.io import atomic_write_text
+
+        atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in self.entries))
+
+
+def _jsonable(value):
+    return value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value)
+
+
+@dataclasses.dataclass
+class Split:
+    """The valid records of one manifest, column by column.
+
+    Args:
+        values: input name → list of parsed values (the handler's empty value when absent).
+        presence: input name → float32 [N] (1 present, 0 absent).
+        labels: output name → list of parsed labels.
+        lines: manifest line of each record.
+    """
+
+    manifest: str
+    values: dict
+    presence: dict
+    labels: dict
+    lines: list
+
+    def __len__(self):
+        return len(self.lines)
+
+    def subset(self, index):
+        pick = lambda seq: [seq[i] for i in index]  # noqa: E731
+        return Split(self.manifest, {k: pick(v) for k, v in self.values.items()},
+                     {k: v[index] for k, v in self.presence.items()},
+                     {k: pick(v) for k, v in self.labels.items()}, pick(self.lines))
+
+
+def _bad_column(exc, handler_or_output):
+    """Which column a BadValue is about: the one its message names, else the first used."""
+    columns = getattr(handler_or_output, "cfg", handler_or_output)
+    columns = columns.columns_used() if hasattr(columns, "columns_used") else [columns.source]
+    for column in columns:
+        if f"'{column}'" in str(exc):
+            return column
+    return columns[0]
+
+
+def load_split(manifest, handlers, outputs, log, known_labels=None):
+    """Read and validate one manifest; bad records go to `log`."""
+    manifest = os.path.abspath(manifest)
+    folder = os.path.dirname(manifest)
+    values = {h.name: [] for h in handlers}
+    presence = {h.name: [] for h in handlers}
+    labels = {o.name: [] for o in outputs}
+    lines = []
+    for line, record in read_manifest(manifest):
+        if isinstance(record, BadRow):
+            log.add(manifest, line, None, record.value, record.reason)
+            continue
+        row, problem = {}, None
+        for h in handlers:
+            try:
+                row[h.name] = h.parse(record, folder)
+            except BadValue as e:
+                column = _bad_column(e, h)
+                problem = (column, record.get(column), str(e))
+                break
+        for o in outputs if problem is None else ():
+            try:
+                row[o.name] = parse_target(record, o, None if known_labels is None else known_labels.get(o.name))
+            except BadValue as e:
+                problem = (o.source, record.get(o.source), str(e))
+                break
+        if problem:
+            log.add(manifest, line, *problem)
+            continue
+        for h in handlers:
+            present = row[h.name] is not None
+            values[h.name].append(row[h.name] if present else h.empty_value)
+            presence[h.name].append(1.0 if present else 0.0)
+        for o in outputs:
+            labels[o.name].append(row[o.name])
+        lines.append(line)
+    if not lines:
+        raise DataError(f"{manifest}: no valid records ({log.count(manifest)} bad; see bad_records.jsonl)")
+    presence = {k: np.asarray(v, np.float32) for k, v in presence.items()}
+    return Split(manifest, values, presence, labels, lines)
+
+
+def holdout(split, fraction, seed):
+    """Split off a random `fraction` of records for validation (when no validation manifest is given)."""
+    order = np.random.default_rng(seed).permutation(len(split))
+    n_val = max(1, int(round(len(split) * fraction)))
+    return split.subset(np.sort(order[n_val:])), split.subset(np.sort(order[:n_val]))

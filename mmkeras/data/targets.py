@@ -1,0 +1,68 @@
+"""Label columns → training targets, one encoder per output type."""
+import math
+
+import numpy as np
+
+from mmkeras.data.modality import BadValue
+
+
+def _category(value, out, labels):
+    name = str(value).strip()
+    if labels is not None and name not in labels:
+        raise BadValue(f"label '{name}' does not occur in the training split")
+    return name
+
+
+def _multilabel(value, out, labels):
+    names = value if isinstance(value, list) else str(value).split(out.separator)
+    names = [str(n).strip() for n in names if str(n).strip()]
+    unknown = [n for n in names if labels is not None and n not in labels]
+    if unknown:
+        raise BadValue(f"label '{unknown[0]}' does not occur in the training split")
+    return names
+
+
+def _numeric(value, out, labels):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadValue(f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise BadValue(f"not a finite number: {value!r}")
+    return number
+
+
+PARSERS = {"category": _category, "multilabel": _multilabel, "numeric": _numeric}
+
+
+def parse_target(record, out, labels=None):
+    """Validate one record's label for output `out`; `labels` (known names) is None on the training split."""
+    if out.source not in record:
+        raise BadValue(f"missing label column '{out.source}'")
+    value = record[out.source]
+    if value is None or (isinstance(value, (str, list)) and not value):
+        raise BadValue("empty label")
+    return PARSERS[out.type](value, out, labels)
+
+
+def label_names(out, parsed):
+    """The sorted label vocabulary of a category/multilabel output (None for numeric)."""
+    if out.type == "category":
+        return sorted(set(parsed))
+    if out.type == "multilabel":
+        return sorted({n for names in parsed for n in names})
+    return None
+
+
+def encode_targets(out, parsed, labels):
+    """Parsed labels → numpy targets: class ids, multi-hot rows, or floats."""
+    if out.type == "category":
+        index = {n: i for i, n in enumerate(labels)}
+        return np.array([index[n] for n in parsed], dtype=np.int32)
+    if out.type == "multilabel":
+        index = {n: i for i, n in enumerate(labels)}
+        hot = np.zeros((len(parsed), len(labels)), dtype=np.float32)
+        for row, names in enumerate(parsed):
+            hot[row, [index[n] for n in names]] = 1.0
+        return hot
+    return np.asarray(parsed, dtype=np.float32)

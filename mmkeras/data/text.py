@@ -1,0 +1,107 @@
+"""Text inputs: a WordPiece vocabulary learned from the training split, tokenised in-graph.
+
+Normalisation matches what `bert_vocab_from_dataset(lower_case=True)` learned on:
+case folding, NFD, accents stripped. The tokenizer is tensorflow-text's
+FastWordpieceTokenizer with BERT-style pre-tokenisation (whitespace and
+punctuation), so the same ops run in tf.data and in the serving signature.
+"""
+import os
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+
+from mmkeras.data.modality import MODALITIES, Modality
+from mmkeras.io import atomic_write_text
+
+PAD, UNK = "[PAD]", "[UNK]"  # id 0 is padding: encoders mask it out
+
+
+def normalize_text(text):
+    text = tf_text.case_fold_utf8(text)
+    text = tf_text.normalize_utf8(text, "NFD")
+    return tf.strings.regex_replace(text, r"\p{Mn}", "")
+
+
+def learn_vocab(texts, vocab_size):
+    """Learn a WordPiece vocabulary (reserved tokens first) from an iterable of strings."""
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(1024)
+    vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
+        dataset,
+        vocab_size=vocab_size,
+        reserved_tokens=[PAD, UNK],
+        bert_tokenizer_params={"lower_case": True},
+    )
+    return list(vocab)[:vocab_size]
+
+
+class Tokenizer(tf.Module):
+    """Strings → int32 ids [..., max_tokens], 0-padded and truncated.
+
+    Args:
+        vocab: list of WordPiece tokens, `[PAD]` first and `[UNK]` second.
+        max_tokens: output length.
+    """
+
+    def __init__(self, vocab, max_tokens):
+        super().__init__()
+        self.max_tokens = max_tokens
+        self.wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=vocab, token_out_type=tf.int32, unknown_token=UNK,
+            no_pretokenization=False, support_detokenization=False)
+
+    def __call__(self, texts):
+        texts = tf.convert_to_tensor(texts, tf.string)
+        scalar = texts.shape.rank == 0  # tf.data maps one record at a time
+        ids = self.wordpiece.tokenize(normalize_text(tf.reshape(texts, [-1])))
+        ids = ids.to_tensor(default_value=0, shape=[None, self.max_tokens])
+        return ids[0] if scalar else ids
+
+
+@MODALITIES.register("text")
+class TextModality(Modality):
+    input_dtype = "int32"
+
+    def fit(self, values):
+        self.state = {"vocab": learn_vocab(values, self.cfg.vocab_size)}
+
+    def state_to_json(self, run_dir):
+        relative = os.path.join("vocab", f"{self.name}.txt")
+        save_vocab(self.state["vocab"], os.path.join(run_dir, relative))
+        return {"vocab_file": relative}
+
+    def state_from_json(self, data, run_dir):
+        self.state = {"vocab": load_vocab(os.path.join(run_dir, data["vocab_file"]))}
+
+    @property
+    def vocab_size(self):
+        return len(self.state["vocab"])
+
+    @property
+    def tokenizer(self):
+        if not hasattr(self, "_tokenizer"):
+            # Built eagerly even when first used inside a tf.data trace, so every
+            # pipeline and signature shares one tokenizer instead of graph-local copies.
+            with tf.init_scope():
+                self._tokenizer = Tokenizer(self.state["vocab"], self.cfg.max_tokens)
+        return self._tokenizer
+
+    def feature_shape(self):
+        return (self.cfg.max_tokens,)
+
+    def feature_spec(self):
+        from mmkeras.encoders import FeatureSpec
+
+        return FeatureSpec(modality="text", vocab_size=self.vocab_size)
+
+    def decode(self, text):
+        return self.tokenizer(text)
+
+
+def save_vocab(vocab, path):
+    atomic_write_text(path, "\n".join(vocab) + "\n")
+
+
+def load_vocab(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()

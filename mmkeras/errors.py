@@ -1,0 +1,22 @@
+"""User-facing errors: one line, exit code 2, no traceback unless --debug."""
+import difflib
+
+
+class UserError(Exception):
+    """A problem the user can fix (config, data, paths). Printed as one line."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """The YAML config or a command-line override is invalid."""
+
+
+class DataError(UserError):
+    """A manifest or a file it points to is missing, malformed or undecodable."""
+
+
+def did_you_mean(word, choices):
+    """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,1 @@
+"""Metrics, per-modality ablation and plots."""

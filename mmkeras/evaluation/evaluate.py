@@ -1,0 +1,65 @@
+"""Evaluate a model on a split: metrics per output and a per-modality ablation.
+
+The ablation removes modalities through the presence mask (the model sees them
+as absent, as at inference with a missing modality): "without" each modality,
+and "only" each modality. All variants run on each batch as it is decoded, so
+the split is read once.
+"""
+import numpy as np
+import tensorflow as tf
+
+from mmkeras.data.pipeline import presence_key
+from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
+
+
+def ablation_variants(modalities):
+    """(group, modality, modalities switched off) for the full model and each ablation."""
+    yield "full", None, ()
+    if len(modalities) > 1:
+        for m in modalities:
+            yield "without", m, (m,)
+        for m in modalities:
+            yield "only", m, tuple(o for o in modalities if o != m)
+
+
+def predict_variants(model, dataset, modalities, output_names):
+    """One pass over `dataset` → (targets, {variant index: {output: predictions}})."""
+    variants = list(ablation_variants(modalities))
+    targets = {name: [] for name in output_names}
+    preds = [{name: [] for name in output_names} for _ in variants]
+    for features, batch_targets in dataset:
+        for name in output_names:
+            targets[name].append(batch_targets[name].numpy())
+        for i, (_, _, off) in enumerate(variants):
+            x = dict(features)
+            for m in off:
+                x[presence_key(m)] = tf.zeros_like(x[presence_key(m)])
+            out = model(x, training=False)
+            for name in output_names:
+                preds[i][name].append(out[name].numpy())
+    join = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
+    return join(targets), [join(p) for p in preds], variants
+
+
+def evaluate(model, dataset, cfg, labels):
+    """→ {"metrics": {output: {...}}, "ablation": {...}} for the configured outputs."""
+    modalities = [i.name for i in cfg.inputs]
+    output_names = [o.name for o in cfg.outputs]
+    targets, preds, variants = predict_variants(model, dataset, modalities, output_names)
+    outputs = {o.name: o for o in cfg.outputs}
+
+    def score(name, y_pred):
+        out = outputs[name]
+        if out.type == "numeric":
+            return METRICS["numeric"](targets[name], y_pred)
+        return METRICS[out.type](targets[name], y_pred, labels[name])
+
+    metrics = {name: score(name, preds[0][name]) for name in output_names}
+    ablation = {"metric": {n: PRIMARY_METRIC[outputs[n].type] for n in output_names}}
+    for (group, modality, _), pred in zip(variants, preds):
+        values = {n: score(n, pred[n])[ablation["metric"][n]] for n in output_names}
+        if modality is None:
+            ablation[group] = values
+        else:
+            ablation.setdefault(group, {})[modality] = values
+    return {"metrics": metrics, "ablation": ablation}

@@ -1,0 +1,72 @@
+"""Task heads, their losses, metrics and targets, one entry per output type.
+
+Joint training minimises Σ λ_k·ℓ_k: Keras `loss_weights` carries each output's
+`loss_weight`, and `aux_weight` for its per-modality auxiliary heads.
+"""
+import dataclasses
+
+import tf_keras as keras
+
+from mmkeras.data.targets import encode_targets
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadType:
+    activation: str
+    loss: str
+    metrics: tuple
+
+
+HEAD_TYPES = {
+    "category": HeadType("softmax", "sparse_categorical_crossentropy", ("accuracy",)),
+    "multilabel": HeadType("sigmoid", "binary_crossentropy", ("binary_accuracy",)),
+    "numeric": HeadType("linear", "mse", ("mae",)),
+}
+
+
+def aux_output_name(output, modality):
+    """Name of the auxiliary head that predicts `output` from `modality` alone."""
+    return f"{output}_from_{modality}"
+
+
+def heads(cfg):
+    """Yield (head name, output config, loss weight, source modality or None) for every head."""
+    for out in cfg.outputs:
+        yield out.name, out, out.loss_weight, None
+        if out.aux_weight > 0:
+            for inp in cfg.inputs:
+                yield aux_output_name(out.name, inp.name), out, out.aux_weight, inp.name
+
+
+def build_heads(fused, embeddings, cfg, labels):
+    """Add every head → dict name → output tensor.
+
+    Args:
+        fused: the fusion output [B, D].
+        embeddings: input name → that modality's embedding [B, d], for auxiliary heads.
+        cfg: the Config; labels: output name → label names (None for numeric).
+    """
+    outputs = {}
+    for name, out, _, modality in heads(cfg):
+        units = len(labels[out.name]) if labels.get(out.name) is not None else 1
+        source = fused if modality is None else embeddings[modality]
+        # float32 outputs keep losses stable under mixed precision.
+        outputs[name] = keras.layers.Dense(units, activation=HEAD_TYPES[out.type].activation,
+                                           dtype="float32", name=name)(source)
+    return outputs
+
+
+def compile_args(cfg):
+    """Keras compile arguments (loss, loss_weights, metrics), keyed by head name."""
+    loss, weights, metrics = {}, {}, {}
+    for name, out, weight, _ in heads(cfg):
+        loss[name] = HEAD_TYPES[out.type].loss
+        weights[name] = weight
+        metrics[name] = list(HEAD_TYPES[out.type].metrics)
+    return loss, weights, metrics
+
+
+def head_targets(split, cfg, labels):
+    """Targets for every head of a split (auxiliary heads share their output's targets)."""
+    encoded = {o.name: encode_targets(o, split.labels[o.name], labels.get(o.name)) for o in cfg.outputs}
+    return {name: encoded[out.name] for name, out, _, _ in heads(cfg)}

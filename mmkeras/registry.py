@@ -1,0 +1,45 @@
+"""Name → builder registries, so a config `type` picks an implementation without if-chains."""
+from mmkeras.errors import ConfigError, did_you_mean
+
+
+class Registry:
+    """Maps a config `type` string to a builder.
+
+    Args:
+        kind: what is registered ("encoder", "fusion", ...), used in error messages.
+
+    Example:
+        FUSIONS = Registry("fusion")
+
+        @FUSIONS.register("concat")
+        class ConcatFusion(keras.layers.Layer): ...
+
+        FUSIONS.get("concat")
+    """
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries = {}
+
+    def register(self, name):
+        def decorator(obj):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name):
+        if name not in self._entries:
+            raise ConfigError(
+                f"unknown {self.kind} type '{name}'{did_you_mean(name, self._entries)}; "
+                f"choose one of: {', '.join(sorted(self._entries))}"
+            )
+        return self._entries[name]
+
+    def names(self):
+        return sorted(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries

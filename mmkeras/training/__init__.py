@@ -1,0 +1,1 @@
+"""Strategy selection, callbacks and the fit loop glue."""
