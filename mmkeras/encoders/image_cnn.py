@@ -1,0 +1,40 @@
+"""`cnn`: a small VGG-style image encoder; its conv stack is shared with `audio_cnn`."""
+import tf_keras as keras
+
+from mmkeras.encoders import ENCODERS
+
+
+def conv_stack(x, name, filters, convs_per_stage, dropout, dim):
+    """Conv stages → global average pool → dropout → Dense(dim); the body of every CNN encoder.
+
+    Only Conv2D, BatchNorm (folded at export), ReLU, MaxPool, mean and Dense, so int8
+    TFLite conversion needs no special ops.
+    """
+    for stage, stage_filters in enumerate(filters, start=1):
+        for conv in range(1, convs_per_stage + 1):
+            prefix = f"{name}_stage{stage}_conv{conv}"
+            # No bias: the BatchNorm right after supplies the offset.
+            x = keras.layers.Conv2D(stage_filters, 3, padding="same", use_bias=False, name=prefix)(x)
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+            x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
+        # "same" pooling rounds up, so inputs smaller than 2**stages never shrink to zero.
+        x = keras.layers.MaxPool2D(padding="same", name=f"{name}_stage{stage}_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
+    x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return keras.layers.Dense(dim, name=f"{name}_projection")(x)
+
+
+@ENCODERS.register("cnn")
+def cnn(features, spec, name, *, filters=(32, 64, 128), convs_per_stage=2, dim=128, dropout=0.0):
+    """Image [B, H, W, C] in [0, 1] → [B, dim] with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
+
+    Args:
+        filters: output channels of each stage; one stage per entry, each halves H and W.
+        convs_per_stage: conv layers per stage.
+        dim: size of the output embedding.
+        dropout: dropout rate before the projection.
+
+    Example:
+        encoder: {type: cnn, filters: [16, 32], dim: 64}
+    """
+    return conv_stack(features, name, filters, convs_per_stage, dropout, dim)

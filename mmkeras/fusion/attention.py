@@ -1,0 +1,83 @@
+"""`attention` fusion: a small transformer over one token per modality plus a fusion token."""
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.fusion import FUSIONS
+from mmkeras.fusion.base import FusionLayer, check_positive_int, embedding_dims
+from mmkeras.layers.transformer import TransformerBlock
+
+
+@FUSIONS.register("attention")
+@keras.saving.register_keras_serializable(package="mmkeras")
+class AttentionFusion(FusionLayer):
+    """Cross-modal transformer: modalities attend to each other; a learned fusion token is output.
+
+    Each embedding is projected to one `dim`-wide token plus a learned modality-type vector.
+    Absent modalities are masked out of the keys; the fusion token is always a valid key, so a
+    row with nothing present still has a defined output.
+
+    Args:
+        dim: width of the tokens and of the fused vector; divisible by `heads`.
+        heads: attention heads per block.
+        layers: number of transformer blocks.
+        dropout: dropout rate inside the blocks and on the fused vector.
+
+    Example:
+        fused = AttentionFusion(dim=64, heads=4)([image_vec, text_vec], presence)  # [B, 64]
+    """
+
+    def __init__(self, dim=128, heads=4, layers=1, dropout=0.1, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        check_positive_int("heads", heads)
+        check_positive_int("layers", layers)
+        if dim % heads:
+            raise ValueError(
+                f"`dim` must be divisible by `heads`. Received: dim={dim}, heads={heads}"
+            )
+        self.heads = heads
+        self.layers = layers
+
+        # === Layers ===
+        # ff_dim = 2·dim, not the usual 4·dim: there are only M + 1 tokens and data is small.
+        self.blocks = [
+            TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}")
+            for i in range(layers)
+        ]
+        # Pre-LN blocks leave the residual stream unnormalised.
+        self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")
+
+    def build(self, input_shape):
+        dims = embedding_dims(input_shape)
+        self.projections = []
+        for i, d in enumerate(dims):
+            projection = keras.layers.Dense(self.dim, name=f"projection_{i}")
+            projection.build((None, d))
+            self.projections.append(projection)
+        self.modality_embeddings = self.add_weight(
+            name="modality_embeddings",
+            shape=(len(dims), self.dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
+        # Unit scale like the projected tokens: the tokens share one int8 scale in TFLite, and a
+        # BERT-style 0.02 token drowns in it (measured int8 error: 0.27 → 0.02 of the output std).
+        self.fusion_token = self.add_weight(
+            name="fusion_token",
+            shape=(1, 1, self.dim),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+        self.output_norm.build((None, self.dim))
+        super().build(input_shape)
+
+    def fuse(self, embeddings, presence, training):
+        tokens = tf.stack([p(x) for p, x in zip(self.projections, embeddings)], axis=1)
+        tokens += self.modality_embeddings  # [B, M, dim]
+        # Broadcasting add instead of tf.tile: one builtin op that quantises cleanly.
+        fusion_token = self.fusion_token + tf.zeros_like(tokens[:, :1])
+        tokens = tf.concat([fusion_token, tokens], axis=1)
+        key_mask = tf.concat([tf.ones_like(presence[:, :1]), presence], axis=1)  # [B, M + 1]
+        for block in self.blocks:
+            tokens = block(tokens, padding_mask=key_mask, training=training)
+        return self.output_norm(tokens[:, 0])
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "layers": self.layers}

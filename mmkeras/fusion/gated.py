@@ -1,0 +1,40 @@
+"""`gated` fusion: Gated Multimodal Unit (Arevalo et al. 2017) generalised to M modalities."""
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.fusion import FUSIONS
+from mmkeras.fusion.base import FusionLayer, embedding_dims, masked_softmax
+
+
+@FUSIONS.register("gated")
+@keras.saving.register_keras_serializable(package="mmkeras")
+class GatedFusion(FusionLayer):
+    """Weighted sum of h_i = tanh(W_i x_i) with softmax gates over the present modalities.
+
+    The gate logits come from the concatenated inputs and presence flags, so each sample picks
+    how much to trust each modality; absent modalities get weight 0.
+
+    Args:
+        dim: width of the fused vector.
+        dropout: dropout rate on the fused vector.
+
+    Example:
+        fused = GatedFusion(dim=64)([image_vec, text_vec, audio_vec], presence)  # [B, 64]
+    """
+
+    def build(self, input_shape):
+        dims = embedding_dims(input_shape)
+        self.transforms = []
+        for i, d in enumerate(dims):
+            transform = keras.layers.Dense(self.dim, activation="tanh", name=f"transform_{i}")
+            transform.build((None, d))
+            self.transforms.append(transform)
+        self.gate = keras.layers.Dense(len(dims), name="gate")
+        self.gate.build((None, sum(dims) + len(dims)))
+        super().build(input_shape)
+
+    def fuse(self, embeddings, presence, training):
+        hidden = tf.stack([t(x) for t, x in zip(self.transforms, embeddings)], axis=1)
+        logits = self.gate(tf.concat([*embeddings, presence], axis=-1))
+        weights = masked_softmax(logits, presence)  # [B, M]
+        return tf.reduce_sum(hidden * weights[:, :, tf.newaxis], axis=1)

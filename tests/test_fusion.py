@@ -1,0 +1,208 @@
+"""Fusion layers: missing modalities have no influence, serialisation, TFLite float and int8."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from ai_edge_litert.interpreter import Interpreter
+
+from mmkeras.fusion import FUSIONS, ModalityDropout
+
+DIMS = (3, 5, 4)  # embedding widths differ on purpose
+DIM = 8
+FUSION_ARGS = {
+    "concat": {"dim": DIM, "dropout": 0.2},
+    "gated": {"dim": DIM, "dropout": 0.2},
+    "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
+    "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
+}
+# Every pattern of 3 modalities, all-absent included.
+PRESENCE = np.array(
+    [[1, 1, 1], [1, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1]],
+    dtype="float32",
+)
+
+
+def make_inputs(presence, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    data = {f"e{i}": scale * rng.normal(size=(len(presence), d)) for i, d in enumerate(DIMS)}
+    return {**{k: v.astype("float32") for k, v in data.items()}, "presence": presence}
+
+
+@pytest.fixture(scope="module", params=sorted(FUSION_ARGS))
+def fusion(request):
+    """(name, layer, functional model, inputs, inference output) for one fusion type."""
+    keras.utils.set_random_seed(0)
+    name = request.param
+    layer = FUSIONS.get(name)(**FUSION_ARGS[name])
+    embeddings = [keras.Input((d,), name=f"e{i}") for i, d in enumerate(DIMS)]
+    presence = keras.Input((len(DIMS),), name="presence")
+    model = keras.Model([*embeddings, presence], layer(embeddings, presence))
+    data = make_inputs(PRESENCE)
+    return name, layer, model, data, predict(model, data)
+
+
+def predict(model, data):
+    return model(data, training=False).numpy()
+
+
+def run_tflite(content, data):
+    runner = Interpreter(model_content=content).get_signature_runner()
+    (output,) = runner(**data).values()
+    return output
+
+
+def convert(model, representative=None):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # One-row dicts keyed by input name: positional lists are matched in another order.
+        rows = len(representative["presence"])
+        converter.representative_dataset = lambda: (
+            {k: v[i : i + 1] for k, v in representative.items()} for i in range(rows)
+        )
+    return converter.convert()
+
+
+def test_all_fusion_types_are_registered():
+    assert FUSIONS.names() == sorted(FUSION_ARGS)
+
+
+def test_output_shape(fusion):
+    _, layer, _, _, output = fusion
+    assert output.shape == (len(PRESENCE), layer.dim)
+
+
+def test_absent_modality_has_no_influence(fusion):
+    _, _, model, data, output = fusion
+    for i in range(len(DIMS)):
+        changed = dict(data, **{f"e{i}": data[f"e{i}"] + 100.0})
+        new = predict(model, changed)
+        absent = PRESENCE[:, i] == 0
+        np.testing.assert_allclose(new[absent], output[absent], atol=1e-5)
+        # ... while a present one does change the output (the check above is not vacuous).
+        assert np.abs(new[~absent] - output[~absent]).max() > 1e-3
+
+
+def test_all_absent_rows_are_finite(fusion):
+    _, _, model, _, _ = fusion
+    output = predict(model, make_inputs(np.zeros_like(PRESENCE), scale=1e4))
+    assert np.isfinite(output).all()
+    # With nothing present the output cannot depend on the embeddings: every row is the same.
+    np.testing.assert_allclose(output, np.broadcast_to(output[:1], output.shape), atol=1e-5)
+
+
+def test_dropout_only_in_training(fusion):
+    _, _, model, data, output = fusion
+    np.testing.assert_array_equal(predict(model, data), output)
+    assert not np.allclose(model(data, training=True).numpy(), output)
+
+
+def test_config_json_round_trip(fusion):
+    name, layer, _, _, _ = fusion
+    config = layer.get_config()
+    assert {k: config[k] for k in FUSION_ARGS[name]} == FUSION_ARGS[name]
+    restored = type(layer).from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+
+
+def test_save_load(fusion, tmp_path):
+    name, _, model, data, output = fusion
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(predict(loaded, data), output, atol=1e-6)
+
+
+def test_tflite_float_builtins_only(fusion):
+    _, _, model, data, output = fusion
+    np.testing.assert_allclose(run_tflite(convert(model), data), output, atol=1e-4)
+
+
+def test_tflite_int8(fusion):
+    _, _, model, _, _ = fusion
+    presence = (np.random.default_rng(1).random((64, len(DIMS))) < 0.7).astype("float32")
+    content = convert(model, representative=make_inputs(presence, seed=1))
+    data = make_inputs(np.tile(PRESENCE, (4, 1)), seed=2)
+    expected, quantised = predict(model, data), run_tflite(content, data)
+    # Loose bound for these 8-wide layers (0.03-0.23 measured); a fixed -1e4 gate mask that
+    # wipes out the int8 precision of the gate logits gives 0.65.
+    assert np.sqrt(np.mean((quantised - expected) ** 2)) < 0.35 * expected.std()
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_ARGS))
+def test_mixed_precision(name):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = FUSIONS.get(name)(**FUSION_ARGS[name])
+        data = make_inputs(PRESENCE)
+        output = layer([data[f"e{i}"] for i in range(len(DIMS))], data["presence"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert output.dtype == tf.float16
+    assert np.isfinite(output.numpy()).all()
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="dim=10, heads=4"):
+        FUSIONS.get("attention")(dim=10, heads=4)
+    with pytest.raises(ValueError, match="dim=0"):
+        FUSIONS.get("concat")(dim=0)
+    with pytest.raises(ValueError, match="dropout=1"):
+        FUSIONS.get("gated")(dropout=1.0)
+    with pytest.raises(ValueError, match="rank=0"):
+        FUSIONS.get("bilinear")(rank=0)
+    with pytest.raises(ValueError, match="one column per embedding"):
+        FUSIONS.get("concat")(dim=4)([tf.ones((2, 3))] * 2, tf.ones((2, 3)))
+
+
+# === ModalityDropout ===
+
+
+def random_presence(rows=4000, modalities=8, seed=0):
+    presence = (np.random.default_rng(seed).random((rows, modalities)) < 0.8).astype("float32")
+    presence[:50] = 0  # rows with nothing present must stay that way
+    return presence
+
+
+def test_modality_dropout_is_identity_at_inference():
+    presence = random_presence()
+    layer = ModalityDropout(0.5)
+    np.testing.assert_array_equal(layer(presence, training=False), presence)
+    np.testing.assert_array_equal(layer(presence), presence)
+    inputs = keras.Input((presence.shape[1],))
+    model = keras.Model(inputs, ModalityDropout(0.5)(inputs))
+    np.testing.assert_array_equal(model(presence, training=False), presence)
+
+
+def test_modality_dropout_in_training():
+    presence = random_presence()
+    output = ModalityDropout(0.5, seed=1)(presence, training=True).numpy()
+    assert set(np.unique(output)) <= {0.0, 1.0}
+    assert (output <= presence).all(), "an absent modality became present"
+    had_any = presence.max(axis=1) > 0
+    assert (output.max(axis=1) == had_any).all(), "a row lost all its present modalities"
+    dropped = 1 - output.sum() / presence.sum()
+    # Slightly under 0.5: rows that would lose everything keep their presence.
+    assert 0.45 < dropped < 0.52
+
+
+def test_modality_dropout_rate_zero_is_identity():
+    presence = random_presence()
+    np.testing.assert_array_equal(ModalityDropout(0.0)(presence, training=True), presence)
+
+
+def test_modality_dropout_serialisation(tmp_path):
+    layer = ModalityDropout(0.3, seed=7)
+    config = json.loads(json.dumps(layer.get_config()))
+    assert ModalityDropout.from_config(config).get_config() == layer.get_config()
+    inputs = keras.Input((3,))
+    path = str(tmp_path / "dropout.keras")
+    keras.Model(inputs, layer(inputs)).save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert loaded.layers[-1].get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="rate=1"):
+        ModalityDropout(1.0)
