@@ -13,9 +13,11 @@ from mmkeras.cli import quiet_tensorflow, run_cli
 
 
 def main(args):
+    from mmkeras.config import load_config, save_config
+
+    cfg = load_config(args.config, args.set)  # before TensorFlow loads: config errors answer at once
     import tf_keras as keras
 
-    from mmkeras.config import load_config, save_config
     from mmkeras.data.pipeline import make_dataset
     from mmkeras.data.preprocessing import Preprocessing, load_splits
     from mmkeras.data.records import BadRecordLog
@@ -26,7 +28,6 @@ def main(args):
     from mmkeras.training.loop import compile_model, fit, save_model
     from mmkeras.training.strategy import make_strategy
 
-    cfg = load_config(args.config, args.set)
     run = RunDir(args.output or f"runs/{cfg.name}")
     if run.prepare(overwrite=args.overwrite):
         print(f"resuming the interrupted run in {run.path} from its backup")
@@ -36,9 +37,9 @@ def main(args):
     log = BadRecordLog(cfg.data.on_bad_record)
     splits = load_splits(cfg, log)
     log.write(run.bad_records)
-    for name, split in splits.items():
-        bad = log.count(split.manifest) if name != "validation" or cfg.data.validation else 0
-        print(f"{name}: {len(split)} records" + (f", {bad} skipped (see {run.bad_records})" if bad else ""))
+    print(", ".join(f"{name}: {len(split)} records" for name, split in splits.items()))
+    if log.entries:
+        print(f"skipped {len(log.entries)} bad records, listed in {run.bad_records}")
 
     # Preprocessing state learned on train only, saved so the run can be re-exported.
     prep = Preprocessing.fit(cfg, splits["train"])

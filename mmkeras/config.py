@@ -389,6 +389,11 @@ def load_config(path, overrides=()):
         value = getattr(cfg.data, split)
         if value:
             setattr(cfg.data, split, resolve_path(value, config_dir))
+    for inp in cfg.inputs:
+        # A saved model re-reads its hub module from `handle`: pin local paths absolutely.
+        handle = inp.encoder.get("handle")
+        if isinstance(handle, str) and "://" not in handle:
+            inp.encoder["handle"] = resolve_path(handle, config_dir)
     return cfg
 
 

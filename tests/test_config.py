@@ -1,0 +1,95 @@
+"""Config loading: every mistake a user makes gets one precise line."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import tiny_config_dict
+from mmkeras.config import AudioInput, config_from_dict, config_to_dict, load_config
+from mmkeras.errors import ConfigError
+
+
+def write(tmp_path, raw):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_loads_typed_sections_and_defaults(tiny_data):
+    cfg = config_from_dict(tiny_config_dict(tiny_data))
+    assert isinstance(cfg.inputs[2], AudioInput) and cfg.inputs[2].num_samples == 4000
+    assert cfg.training.epochs == 2 and cfg.training.seed == 0
+    assert cfg.fusion.type == "concat" and cfg.fusion.params == {"dim": 16}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["training"].update(epoch=3), "training.epoch: unknown key (did you mean 'epochs'?)"),
+    (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer, got 'ten'"),
+    (lambda r: r["inputs"][0].update(sise=[8, 8]), "inputs[0].sise: unknown key (did you mean 'size'?)"),
+    (lambda r: r["inputs"][0].update(type="imag"), "inputs[0].type: expected one of image, text, audio, numeric, "
+                                                    "got 'imag' (did you mean 'image'?)"),
+    (lambda r: r["data"].update(on_bad_record="ignore"), "data.on_bad_record: expected one of skip, error"),
+    (lambda r: r["outputs"][0].update(type="categorical"), "(did you mean 'category'?)"),
+    (lambda r: r["inputs"][3].update(column="x1"), "numeric inputs take `columns`"),
+    (lambda r: r["inputs"][1].update(name="image"), "input name 'image' is used twice"),
+    (lambda r: r.pop("outputs"), "outputs: must be a non-empty list"),
+    (lambda r: r["data"].pop("train"), "data.train: missing required key"),
+    (lambda r: r["fusion"].update(modality_dropout=1.5), "fusion.modality_dropout: expected a value in [0, 1)"),
+])
+def test_config_errors_name_key_and_value(tiny_data, mutate, message):
+    raw = tiny_config_dict(tiny_data)
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_by_path_list_name_and_index(tiny_data, tmp_path):
+    path = write(tmp_path, tiny_config_dict(tiny_data))
+    cfg = load_config(path, ["training.epochs=7", "inputs.image.size=[20, 24]", "inputs.1.max_tokens=9",
+                             "fusion.type=gated", "training.learning_rate=1e-4"])
+    assert cfg.training.epochs == 7 and cfg.inputs[0].size == [20, 24] and cfg.inputs[1].max_tokens == 9
+    assert cfg.fusion.type == "gated" and cfg.training.learning_rate == pytest.approx(1e-4)
+    with pytest.raises(ConfigError, match=r"no list item 'imag' at inputs.imag \(did you mean 'image'\?\)"):
+        load_config(path, ["inputs.imag.size=[8, 8]"])
+
+
+def test_resolved_config_round_trips(tiny_data, tmp_path):
+    cfg = config_from_dict(tiny_config_dict(tiny_data))
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg))))
+    assert config_to_dict(again) == config_to_dict(cfg)
+
+
+def test_relative_data_paths_resolve_against_config_folder(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    raw["data"] = {"train": "train.jsonl"}
+    path = tmp_path / "elsewhere.yaml"
+    (tmp_path / "train.jsonl").write_text("")
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(str(path)).data.train == str(tmp_path / "train.jsonl")
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ninputs: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_config(str(path))
+
+
+def test_cli_config_error_is_one_line_exit_2(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    raw["trainig"] = {}
+    path = write(tmp_path, raw)
+    proc = subprocess.run([sys.executable, "train.py", "--config", path, "--output", str(tmp_path / "run")],
+                          capture_output=True, text=True, cwd=_repo())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {path}: trainig: unknown key (did you mean 'training'?)"
+    assert "Traceback" not in proc.stderr
+
+
+def _repo():
+    import os
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

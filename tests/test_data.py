@@ -1,0 +1,162 @@
+"""Manifests, per-modality decoding, bad records and the tf.data pipeline."""
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from conftest import CLASSES, tiny_config_dict, write_jsonl
+from mmkeras.config import config_from_dict
+from mmkeras.data.audio import load_audio
+from mmkeras.data.pipeline import make_dataset, presence_key
+from mmkeras.data.preprocessing import Preprocessing, load_splits
+from mmkeras.data.records import BadRecordLog
+from mmkeras.data.text import Tokenizer, learn_vocab
+from mmkeras.errors import DataError
+from mmkeras.heads import head_targets
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_data):
+    return config_from_dict(tiny_config_dict(tiny_data))
+
+
+@pytest.fixture(scope="module")
+def prepared(cfg):
+    splits = load_splits(cfg, BadRecordLog("error"))
+    return splits, Preprocessing.fit(cfg, splits["train"])
+
+
+def test_splits_read_every_record_and_fit_state(prepared):
+    splits, prep = prepared
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [48, 18, 18]
+    assert prep.labels == {"label": sorted(CLASSES)}
+    vocab = prep.handlers[1].state["vocab"]
+    assert vocab[:2] == ["[PAD]", "[UNK]"] and "whale" in vocab
+    stats = prep.handlers[3].state
+    assert len(stats["mean"]) == 2 and stats["mean"][0] == pytest.approx(1.0, abs=0.2)
+
+
+def test_pipeline_batches_have_model_shapes(cfg, prepared):
+    splits, prep = prepared
+    targets = head_targets(splits["test"], cfg, prep.labels)
+    ds = make_dataset(splits["test"], prep.handlers, cfg.data, 8, training=False, targets=targets)
+    x, y = next(iter(ds))
+    assert x["image"].shape == (8, 16, 16, 3) and x["image"].dtype == tf.float32
+    assert float(tf.reduce_max(x["image"])) > 100  # pixels in [0, 255]; the model rescales
+    assert x["text"].shape == (8, 6) and x["text"].dtype == tf.int32
+    assert x["speech"].shape == (8, 4000)
+    assert x["stats"].shape == (8, 2)
+    assert x[presence_key("image")].shape == (8, 1)
+    assert y["label"].numpy().tolist() == [sorted(CLASSES).index(c) for c in (CLASSES * 3)[:8]]
+
+
+def test_csv_manifest_equals_jsonl(tiny_data, tmp_path):
+    import csv
+
+    rows = [json.loads(line) for line in open(os.path.join(tiny_data, "train.jsonl"))]
+    csv_path = os.path.join(tiny_data, "train_copy.csv")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    raw = tiny_config_dict(tiny_data)
+    raw["data"] = {"train": csv_path}
+    cfg_csv = config_from_dict(raw)
+    splits = load_splits(cfg_csv, BadRecordLog("error"))
+    assert len(splits["train"]) + len(splits["validation"]) == 48  # validation held out of train
+    all_text = splits["train"].values["text"] + splits["validation"].values["text"]
+    assert sorted(all_text) == sorted(r["text"] for r in rows)
+
+
+def test_bad_records_are_skipped_and_listed(tiny_data, tmp_path):
+    good = json.loads(open(os.path.join(tiny_data, "train.jsonl")).readline())
+    rows = [good, {**good, "image": "img/missing.png"}, {**good, "x1": "abc"}, {**good, "image": "../../etc/passwd"},
+            {**good, "label": ""}]
+    manifest = os.path.join(tiny_data, "bad.jsonl")
+    write_jsonl(manifest, rows)
+    with open(manifest, "a") as f:
+        f.write("{not json\n")
+    raw = tiny_config_dict(tiny_data)
+    raw["data"]["train"] = manifest
+    cfg = config_from_dict(raw)
+    log = BadRecordLog("skip")
+    from mmkeras.data.modality import handler
+    from mmkeras.data.records import load_split
+
+    split = load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, log)
+    assert len(split) == 1
+    got = [(e["line"], e["column"]) for e in log.entries]
+    assert got == [(2, "image"), (3, "x1"), (4, "image"), (5, "label"), (6, None)]
+    reasons = [e["reason"] for e in log.entries]
+    assert "file not found" in reasons[0] and "not a number: 'abc'" in reasons[1]
+    assert "escapes the manifest's folder" in reasons[2] and reasons[3] == "empty label"
+    assert reasons[4].startswith("invalid JSON")
+    log.write(str(tmp_path / "bad_records.jsonl"))
+    assert len(open(tmp_path / "bad_records.jsonl").readlines()) == 5
+
+    with pytest.raises(DataError, match=r"bad.jsonl:2, column 'image': file not found: .*missing.png"):
+        load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, BadRecordLog("error"))
+
+
+def test_optional_modality_absent_gives_zeros_and_presence_zero(tiny_data):
+    good = [json.loads(line) for line in open(os.path.join(tiny_data, "train.jsonl"))][:6]
+    for r in good[::2]:
+        r["image"] = ""
+        r.pop("audio")
+    manifest = os.path.join(tiny_data, "optional.jsonl")
+    write_jsonl(manifest, good)
+    raw = tiny_config_dict(tiny_data)
+    raw["data"] = {"train": manifest, "validation": manifest}
+    raw["inputs"][0]["optional"] = True
+    raw["inputs"][2]["optional"] = True
+    cfg = config_from_dict(raw)
+    splits = load_splits(cfg, BadRecordLog("error"))
+    prep = Preprocessing.fit(cfg, splits["train"])
+    ds = make_dataset(splits["validation"], prep.handlers, cfg.data, 6, training=False)
+    (x,) = next(iter(ds))
+    assert x[presence_key("image")].numpy().ravel().tolist() == [0, 1, 0, 1, 0, 1]
+    assert float(tf.reduce_max(tf.abs(x["image"][0]))) == 0 and float(tf.reduce_max(x["image"][1])) > 0
+    assert float(tf.reduce_max(tf.abs(x["speech"][2]))) == 0 and float(tf.reduce_max(tf.abs(x["speech"][3]))) > 0
+
+    raw["inputs"][0]["optional"] = False
+    with pytest.raises(DataError, match=r"optional.jsonl:1, column 'image': empty value for a required input"):
+        load_splits(config_from_dict(raw), BadRecordLog("error"))
+
+
+@pytest.mark.parametrize("subtype, channels, rate", [
+    ("PCM_16", 1, 8000), ("PCM_24", 2, 8000), ("PCM_32", 1, 16000), ("FLOAT", 2, 22050), ("PCM_U8", 1, 8000)])
+def test_audio_depths_channels_and_rates(tmp_path, subtype, channels, rate):
+    t = np.arange(rate // 2) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    data = np.stack([tone] * channels, axis=1)
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, data, rate, subtype=subtype)
+    wave = load_audio(path, 8000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) == 4000  # resampled to 8 kHz, 0.5 s
+    peak = np.abs(np.fft.rfft(wave)).argmax() * 8000 / len(wave)
+    assert abs(peak - 440) < 5
+    assert np.abs(wave).max() == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("fmt", ["FLAC", "OGG"])
+def test_compressed_audio(tmp_path, fmt):
+    t = np.arange(8000) / 16000
+    path = str(tmp_path / f"a.{fmt.lower()}")
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 1000 * t), 16000, format=fmt)
+    wave = load_audio(path, 16000)
+    assert len(wave) == 8000 and np.abs(wave).max() == pytest.approx(0.3, abs=0.05)
+
+
+def test_wordpiece_tokenizer_normalises_pads_and_truncates():
+    vocab = learn_vocab(["Café crème brûlée", "the cat sat on the mat"] * 20, 60)
+    tok = Tokenizer(vocab, max_tokens=5)
+    ids = tok(tf.constant(["CAFE cat", "", "the cat sat on the mat again"])).numpy()
+    assert ids.shape == (3, 5)
+    assert ids[0, 0] == vocab.index("cafe") and ids[0, 1] == vocab.index("cat") and ids[0, 2:].tolist() == [0, 0, 0]
+    assert ids[1].tolist() == [0] * 5
+    assert 0 not in ids[2]
+    assert tok(tf.constant("cat")).shape == (5,)

@@ -1,0 +1,82 @@
+"""End to end through the real commands: train.py, then python -m mmkeras.evaluate."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    import yaml
+
+    from conftest import tiny_config_dict
+
+    tmp = tmp_path_factory.mktemp("train")
+    raw = tiny_config_dict(tiny_data, epochs=6)
+    raw["outputs"].append({"name": "tags", "type": "multilabel", "loss_weight": 1.0, "aux_weight": 0.2})
+    raw["outputs"].append({"name": "score", "type": "numeric", "loss_weight": 0.1})
+    cfg = tmp / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp / "run"
+    proc = run("train.py", "--config", str(cfg), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cfg, out, proc
+
+
+def test_run_directory_layout(trained):
+    _, out, _ = trained
+    for name in ("config.yaml", "model.keras", "labels.json", "preprocessing.json", "vocab/text.txt",
+                 "metrics.json", "history.csv", "confusion_label.png", "ablation.png", "history.png",
+                 "checkpoints/best.weights.h5"):
+        assert os.path.exists(out / name), name
+    assert os.listdir(out / "logs")
+    assert not [f for f in os.listdir(out) if ".tmp" in f]
+    assert json.load(open(out / "labels.json"))["tags"] == ["blue", "cool", "green", "red", "warm"]
+
+
+def test_joint_training_learns_every_output(trained):
+    _, out, _ = trained
+    metrics = json.load(open(out / "metrics.json"))
+    test = metrics["test"]
+    assert test["label"]["accuracy"] > 0.6  # 3 balanced classes: chance is 0.33
+    assert set(test["label"]) >= {"accuracy", "macro_precision", "macro_recall", "macro_f1", "confusion_matrix"}
+    assert test["tags"]["micro_f1"] > 0.5 and "mae" in test["score"]
+    history = open(out / "history.csv").read().splitlines()
+    assert "tags_from_image_loss" in history[0]  # auxiliary heads trained jointly
+    assert len(history) == 1 + 6
+
+
+def test_ablation_covers_every_modality(trained):
+    _, out, _ = trained
+    ablation = json.load(open(out / "metrics.json"))["ablation"]
+    assert ablation["split"] == "test" and ablation["metric"]["label"] == "accuracy"
+    for group in ("without", "only"):
+        assert set(ablation[group]) == {"image", "text", "speech", "stats"}
+    assert ablation["full"]["label"] == json.load(open(out / "metrics.json"))["test"]["label"]["accuracy"]
+
+
+def test_evaluate_cli_reloads_the_saved_model(trained):
+    _, out, _ = trained
+    before = json.load(open(out / "metrics.json"))
+    proc = run("-m", "mmkeras.evaluate", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.load(open(out / "metrics.json"))
+    assert after["test"]["label"]["accuracy"] == pytest.approx(before["test"]["label"]["accuracy"])
+    assert after["test"]["score"]["mae"] == pytest.approx(before["test"]["score"]["mae"], rel=1e-4)
+
+
+def test_finished_run_is_not_clobbered(trained):
+    cfg, out, _ = trained
+    proc = run("train.py", "--config", str(cfg), "--output", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {out} already holds a trained run (model.keras); "
+        "pass --overwrite to replace it or --output to train elsewhere")
