@@ -6,7 +6,7 @@ from mmkeras.encoders.image_cnn import conv_stack
 
 
 @ENCODERS.register("audio_cnn")
-def audio_cnn(features, spec, name, *, filters=(32, 64, 128), convs_per_stage=2, dim=128, dropout=0.0):
+def audio_cnn(features, spec, name, *, filters=(16, 32, 64), convs_per_stage=1, dim=128, dropout=0.0):
     """Log-mel [B, frames, n_mels] → [B, dim].
 
     Log-mel values are roughly in [-14, 5] with a different level per band, so each band

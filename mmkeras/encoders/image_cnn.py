@@ -25,7 +25,7 @@ def conv_stack(x, name, filters, convs_per_stage, dropout, dim):
 
 
 @ENCODERS.register("cnn")
-def cnn(features, spec, name, *, filters=(32, 64, 128), convs_per_stage=2, dim=128, dropout=0.0):
+def cnn(features, spec, name, *, filters=(16, 32, 64), convs_per_stage=1, dim=128, dropout=0.0):
     """Image [B, H, W, C] in [0, 1] → [B, dim] with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
 
     Args:
