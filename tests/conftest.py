@@ -91,3 +91,22 @@ def tiny_config_file(tiny_data, tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_config_dict(tiny_data)))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """A run directory trained by the real train.py on `tiny_data` (shared by export tests)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    raw = tiny_config_dict(tiny_data, epochs=3)
+    raw["inputs"][0]["optional"] = True
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "train.py", "--config", str(tmp / "tiny.yaml"), "--output", str(tmp / "run")],
+                          capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return str(tmp / "run")

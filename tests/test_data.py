@@ -101,6 +101,41 @@ def test_bad_records_are_skipped_and_listed(tiny_data, tmp_path):
         load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, BadRecordLog("error"))
 
 
+def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_path):
+    from PIL import Image
+
+    good = json.loads(open(os.path.join(tiny_data, "train.jsonl")).readline())
+    png = open(os.path.join(tiny_data, good["image"]), "rb").read()
+    folder = tmp_path
+    (folder / "img").mkdir()
+    (folder / "img" / "garbage.png").write_bytes(b"this is not an image")
+    (folder / "img" / "truncated.png").write_bytes(png[: len(png) // 2])
+    Image.new("RGB", (8, 8)).save(folder / "img" / "pic.webp")
+    (folder / "wav").mkdir()
+    (folder / "wav" / "noise.wav").write_bytes(b"RIFF????WAVEjunk")
+    import shutil
+
+    shutil.copy(os.path.join(tiny_data, good["image"]), folder / "img" / "ok.png")
+    shutil.copy(os.path.join(tiny_data, good["audio"]), folder / "wav" / "ok.wav")
+    ok = {**good, "image": "img/ok.png", "audio": "wav/ok.wav"}
+    rows = [ok, {**ok, "image": "img/garbage.png"}, {**ok, "image": "img/truncated.png"},
+            {**ok, "image": "img/pic.webp"}, {**ok, "audio": "wav/noise.wav"}]
+    manifest = str(folder / "m.jsonl")
+    write_jsonl(manifest, rows)
+    raw = tiny_config_dict(tiny_data)
+    from mmkeras.data.modality import handler
+    from mmkeras.data.records import load_split
+
+    log = BadRecordLog("skip")
+    split = load_split(manifest, [handler(i) for i in config_from_dict(raw).inputs], config_from_dict(raw).outputs, log)
+    assert len(split) == 1
+    got = [(e["line"], e["column"], e["reason"].split(":")[0]) for e in log.entries]
+    assert got == [(2, "image", "not a readable image"), (3, "image", "not a readable image"),
+                   (4, "image", "unsupported image format WEBP (use PNG, JPEG, GIF or BMP)"),
+                   (5, "audio", "not a readable audio file")]
+    assert log.entries[1]["value"] == "img/truncated.png"
+
+
 def test_optional_modality_absent_gives_zeros_and_presence_zero(tiny_data):
     good = [json.loads(line) for line in open(os.path.join(tiny_data, "train.jsonl"))][:6]
     for r in good[::2]:

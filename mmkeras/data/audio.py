@@ -67,6 +67,15 @@ class AudioModality(Modality):
     def finalize(self, x, training):
         return fit_length(x, self.cfg.num_samples, training)
 
+    raw_dtype = tf.float32
+    raw_shape = (None,)  # any length: centre-cropped or zero-padded like evaluation data
+
+    def from_raw(self, raw):
+        return tf.map_fn(lambda wave: fit_length(wave, self.cfg.num_samples, training=False), raw)
+
+    def raw_example(self, value):
+        return np.zeros([0], np.float32) if value is None else load_audio(value, self.cfg.sample_rate)
+
     def preprocess(self, x):
         return LogMelSpectrogram(sample_rate=self.cfg.sample_rate, n_mels=self.cfg.n_mels,
                                  name=f"{self.name}_logmel")(x)

@@ -1,8 +1,23 @@
 """Image inputs: files decoded and resized in tf.data; pixel scaling inside the model."""
 import tensorflow as tf
 import tf_keras as keras
+from PIL import Image, UnidentifiedImageError
 
-from mmkeras.data.modality import MODALITIES, Modality, resolve_file
+from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
+
+# What tf.io.decode_image reads; PIL opens more (WebP, TIFF) that would fail later in tf.data.
+TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
+
+
+def check_image(path):
+    """Fully decode an image once so a corrupt or truncated file is caught before training."""
+    try:
+        with Image.open(path) as image:
+            if image.format not in TF_IMAGE_FORMATS:
+                raise BadValue(f"unsupported image format {image.format} (use PNG, JPEG, GIF or BMP): {path}")
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise BadValue(f"not a readable image: {path} ({str(e).splitlines()[0]})") from None
 
 
 def decode_image_bytes(contents, size, channels):
@@ -18,13 +33,30 @@ def decode_image_bytes(contents, size, channels):
 @MODALITIES.register("image")
 class ImageModality(Modality):
     def parse_value(self, value, manifest_dir):
-        return resolve_file(value, manifest_dir)
+        path = resolve_file(value, manifest_dir)
+        check_image(path)
+        return path
 
     def feature_shape(self):
         return (*self.cfg.size, self.cfg.channels)
 
     def decode(self, path):
         return decode_image_bytes(tf.io.read_file(path), self.cfg.size, self.cfg.channels)
+
+    def from_raw(self, raw):
+        # Empty bytes (an absent image) decode to zeros instead of failing the batch.
+        def one(contents):
+            return tf.cond(tf.strings.length(contents) > 0,
+                           lambda: decode_image_bytes(contents, self.cfg.size, self.cfg.channels),
+                           lambda: tf.zeros(self.feature_shape()))
+
+        return tf.map_fn(one, raw, fn_output_signature=tf.TensorSpec(self.feature_shape(), tf.float32))
+
+    def raw_example(self, value):
+        if value is None:
+            return b""
+        with open(value, "rb") as f:
+            return f.read()
 
     def preprocess(self, x):
         return keras.layers.Rescaling(1.0 / 255, name=f"{self.name}_rescale")(x)

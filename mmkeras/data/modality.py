@@ -93,6 +93,28 @@ class Modality:
         """In-model preprocessing: model input → the features its encoder takes."""
         return x
 
+    # === Serving (raw inputs in the TF Serving signature) ===
+
+    raw_dtype = tf.string
+    raw_shape = ()
+
+    def raw_spec(self):
+        """TensorSpec of this input in the raw-input serving signature (batch first)."""
+        return tf.TensorSpec([None, *self.raw_shape], self.raw_dtype, name=self.name)
+
+    def from_raw(self, raw):
+        """A batch of raw serving values → the model input batch (graph ops only)."""
+        return tf.map_fn(self.decode, raw, fn_output_signature=tf.TensorSpec(self.feature_shape(), self.input_dtype))
+
+    def raw_example(self, value):
+        """One record's raw serving value, from the value its split holds (e.g. a path → file bytes);
+        `value` is None when the modality is absent."""
+        return "" if value is None else value
+
+    def serving_resources(self):
+        """tf.Modules the serving graph uses (saved along with it)."""
+        return []
+
     def feature_spec(self):
         from mmkeras.encoders import FeatureSpec
 

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality
@@ -49,6 +50,18 @@ class NumericModality(Modality):
 
     def decode(self, value):
         return value
+
+    raw_dtype = tf.float32
+
+    @property
+    def raw_shape(self):
+        return (len(self.cfg.columns),)
+
+    def from_raw(self, raw):
+        return raw
+
+    def raw_example(self, value):
+        return np.asarray(self.empty_value if value is None else value, np.float32)
 
     def preprocess(self, x):
         # Stored as layer weights so the exported graph standardises by itself.

@@ -8,6 +8,7 @@ or, with `on_bad_record: error`, stops the run with one line naming it.
 import dataclasses
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -83,6 +84,29 @@ def _bad_column(exc, handler_or_output):
     return columns[0]
 
 
+def _parse_record(record, folder, handlers, outputs, known_labels):
+    """→ (parsed values by input/output name, None) or (None, (column, value, reason))."""
+    if isinstance(record, BadRow):
+        return None, (None, record.value, record.reason)
+    row = {}
+    for h in handlers:
+        try:
+            row[h.name] = h.parse(record, folder)
+        except BadValue as e:
+            column = _bad_column(e, h)
+            return None, (column, record.get(column), str(e))
+    for o in outputs:
+        try:
+            row[o.name] = parse_target(record, o, None if known_labels is None else known_labels.get(o.name))
+        except BadValue as e:
+            return None, (o.source, record.get(o.source), str(e))
+    return row, None
+
+
+# Validation reads and decodes files (PIL and libsndfile release the GIL): threads overlap the I/O.
+VALIDATION_THREADS = 8
+
+
 def load_split(manifest, handlers, outputs, log, known_labels=None):
     """Read and validate one manifest; bad records go to `log`."""
     manifest = os.path.abspath(manifest)
@@ -91,38 +115,32 @@ def load_split(manifest, handlers, outputs, log, known_labels=None):
     presence = {h.name: [] for h in handlers}
     labels = {o.name: [] for o in outputs}
     lines = []
-    for line, record in read_manifest(manifest):
-        if isinstance(record, BadRow):
-            log.add(manifest, line, None, record.value, record.reason)
-            continue
-        row, problem = {}, None
-        for h in handlers:
-            try:
-                row[h.name] = h.parse(record, folder)
-            except BadValue as e:
-                column = _bad_column(e, h)
-                problem = (column, record.get(column), str(e))
-                break
-        for o in outputs if problem is None else ():
-            try:
-                row[o.name] = parse_target(record, o, None if known_labels is None else known_labels.get(o.name))
-            except BadValue as e:
-                problem = (o.source, record.get(o.source), str(e))
-                break
-        if problem:
-            log.add(manifest, line, *problem)
-            continue
-        for h in handlers:
-            present = row[h.name] is not None
-            values[h.name].append(row[h.name] if present else h.empty_value)
-            presence[h.name].append(1.0 if present else 0.0)
-        for o in outputs:
-            labels[o.name].append(row[o.name])
-        lines.append(line)
+    pool = ThreadPoolExecutor(VALIDATION_THREADS)
+    try:
+        # map() yields in manifest order, so `error` mode names the first bad line.
+        parsed = pool.map(lambda item: (item[0], *_parse_record(item[1], folder, handlers, outputs, known_labels)),
+                          read_manifest(manifest))
+        for line, row, problem in parsed:
+            if problem:
+                log.add(manifest, line, *problem)
+                continue
+            _append(row, handlers, outputs, values, presence, labels)
+            lines.append(line)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an `error`, don't validate the rest
     if not lines:
         raise DataError(f"{manifest}: no valid records ({log.count(manifest)} bad; see bad_records.jsonl)")
     presence = {k: np.asarray(v, np.float32) for k, v in presence.items()}
     return Split(manifest, values, presence, labels, lines)
+
+
+def _append(row, handlers, outputs, values, presence, labels):
+    for h in handlers:
+        present = row[h.name] is not None
+        values[h.name].append(row[h.name] if present else h.empty_value)
+        presence[h.name].append(1.0 if present else 0.0)
+    for o in outputs:
+        labels[o.name].append(row[o.name])
 
 
 def holdout(split, fraction, seed):

@@ -97,6 +97,12 @@ class TextModality(Modality):
     def decode(self, text):
         return self.tokenizer(text)
 
+    def from_raw(self, raw):
+        return self.tokenizer(raw)
+
+    def serving_resources(self):
+        return [self.tokenizer]
+
 
 def save_vocab(vocab, path):
     atomic_write_text(path, "\n".join(vocab) + "\n")

@@ -2,7 +2,7 @@
 import tf_keras as keras
 
 from mmkeras.encoders import ENCODERS
-from mmkeras.encoders.image_cnn import conv_stack
+from mmkeras.encoders.image_cnn import BN_MOMENTUM, conv_stack
 
 
 @ENCODERS.register("audio_cnn")
@@ -21,6 +21,6 @@ def audio_cnn(features, spec, name, *, filters=(16, 32, 64), convs_per_stage=1, 
     Example:
         encoder: {type: audio_cnn, filters: [16, 32, 64], dim: 64}
     """
-    x = keras.layers.BatchNormalization(name=f"{name}_input_norm")(features)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_input_norm")(features)
     x = keras.layers.Reshape((*features.shape[1:], 1), name=f"{name}_as_image")(x)
     return conv_stack(x, name, filters, convs_per_stage, dropout, dim)

@@ -6,6 +6,7 @@ encoder is the same stack of identical blocks whatever the input was.
 import tf_keras as keras
 
 from mmkeras.encoders import ENCODERS
+from mmkeras.encoders.image_cnn import BN_MOMENTUM
 from mmkeras.encoders.text_transformer import embed_tokens, encode_tokens
 from mmkeras.errors import ConfigError
 
@@ -56,7 +57,7 @@ def _text_tokens(features, spec, name, dim, patch_size):
 
 def _audio_tokens(features, spec, name, dim, patch_size):
     # Standardise each mel band first: raw log-mel sits around -14..5 with per-band offsets.
-    x = keras.layers.BatchNormalization(name=f"{name}_input_norm")(features)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_input_norm")(features)
     return keras.layers.Dense(dim, name=f"{name}_frame_tokens")(x), None
 
 

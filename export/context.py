@@ -1,0 +1,72 @@
+"""A finished run loaded for export: config, preprocessing state, the Keras model, samples.
+
+Nothing here retrains: everything comes from RUN_DIR (config.yaml, labels.json,
+vocab/, preprocessing.json, model.keras).
+"""
+import os
+
+import numpy as np
+import tf_keras as keras
+
+from mmkeras.config import load_config
+from mmkeras.data.pipeline import make_dataset
+from mmkeras.data.preprocessing import Preprocessing, load_splits
+from mmkeras.data.records import BadRecordLog
+from mmkeras.errors import UserError
+from mmkeras.heads import head_targets
+from mmkeras.run_dir import RunDir
+from mmkeras.training.loop import load_model
+
+
+class ExportContext:
+    """Everything export needs from one run directory.
+
+    Args:
+        run_dir: a directory written by train.py.
+
+    Example:
+        ctx = ExportContext("runs/demo")
+        ctx.inference_model(sample_inputs)  # {output: probabilities}
+    """
+
+    def __init__(self, run_dir):
+        self.run = RunDir(run_dir)
+        if not os.path.exists(self.run.model):
+            raise UserError(f"{self.run.path}: no trained model (model.keras) — train first with train.py")
+        self.cfg = load_config(self.run.config)
+        self.prep = Preprocessing.load(self.cfg, self.run.path)
+        self.output_names = [o.name for o in self.cfg.outputs]
+        model = load_model(self.run.model)
+        # Only the main heads ship: auxiliary per-modality heads exist for training.
+        self.inference_model = keras.Model(
+            model.input, {name: model.get_layer(name).output for name in self.output_names}, name="mmkeras")
+        self._splits = None
+
+    @property
+    def input_specs(self):
+        """Model input name → (shape without batch, dtype name), in model input order."""
+        return {t.name.split(":")[0]: (tuple(t.shape[1:]), t.dtype.name) for t in self.inference_model.inputs}
+
+    def split(self, name):
+        if self._splits is None:
+            self._splits = load_splits(self.cfg, BadRecordLog("skip"), known_labels=self.prep.labels)
+        if name not in self._splits:
+            raise UserError(f"split '{name}' is not configured in {self.run.config}")
+        return self._splits[name]
+
+    def samples(self, split_name, limit=None):
+        """Preprocessed samples of a split, batch 1, in manifest order.
+
+        Returns a list of (inputs: {model input name: np array [1, ...]}, targets: {output: np array [1, ...]}).
+        """
+        split = self.split(split_name)
+        targets = head_targets(split, self.cfg, self.prep.labels)
+        targets = {name: targets[name] for name in self.output_names}
+        ds = make_dataset(split, self.prep.handlers, self.cfg.data, 1, training=False, targets=targets)
+        if limit:
+            ds = ds.take(limit)
+        return [({k: v.numpy() for k, v in x.items()}, {k: v.numpy() for k, v in y.items()}) for x, y in ds]
+
+    def keras_predict(self, inputs):
+        """Float model outputs for one preprocessed batch → {output: np array}."""
+        return {k: np.asarray(v) for k, v in self.inference_model(inputs, training=False).items()}

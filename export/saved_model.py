@@ -1,0 +1,138 @@
+"""SavedModels: the TF Serving one (raw inputs) and the tensor one TFLite converts from.
+
+TF Serving layout: RUN_DIR/export/saved_model/<name>/<version>/ with an integer
+version, the next free one. Each version is written to a hidden temporary folder
+and renamed into place, so a serving process polling the folder never loads half
+a model. Warmup requests (real validation records) go to
+assets.extra/tf_serving_warmup_requests.
+"""
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from mmkeras.data.pipeline import presence_key
+from mmkeras.io import atomic_path
+
+
+def tensor_signature(ctx, batch_size=1):
+    """TensorSpecs of the Keras model's inputs (preprocessed tensors), named as the model's inputs."""
+    return {name: tf.TensorSpec([batch_size, *shape], dtype, name=name)
+            for name, (shape, dtype) in ctx.input_specs.items()}
+
+
+def save_tensor_model(ctx, path, batch_size=1):
+    """Save the inference model with one `serving_default` signature over preprocessed tensors.
+
+    Inputs are the model's (pixels, token ids, waveform, numbers, `<name>_present` flags) at a
+    fixed batch size — TFLite on phones runs batch 1 — and outputs are the main heads.
+    """
+    model = ctx.inference_model
+    spec = tensor_signature(ctx, batch_size)
+
+    @tf.function(input_signature=[spec])
+    def serve(inputs):
+        return model(inputs, training=False)
+
+    module = tf.Module()
+    module.model = model
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    return path
+
+
+# === Raw-input serving signature ===
+
+
+def _category_outputs(name, probs, labels):
+    top = tf.gather(labels, tf.argmax(probs, axis=-1))
+    return {f"{name}_probabilities": probs, f"{name}_label": top}
+
+
+SERVING_OUTPUTS = {
+    "category": _category_outputs,
+    "multilabel": lambda name, probs, labels: {f"{name}_probabilities": probs},
+    "numeric": lambda name, value, labels: {name: value[:, 0]},
+}
+
+
+def raw_signature(ctx):
+    """The raw serving inputs: one per modality, plus `<name>_present` for optional ones."""
+    spec = {}
+    for h in ctx.prep.handlers:
+        spec[h.name] = h.raw_spec()
+        if h.cfg.optional:
+            key = presence_key(h.name)
+            spec[key] = tf.TensorSpec([None], tf.float32, name=key)
+    return spec
+
+
+class ServingModule(tf.Module):
+    """The trained model behind a raw-input signature: bytes, strings, waveforms, numbers in."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self.model = ctx.inference_model
+        self.handlers = ctx.prep.handlers
+        # Attributes so the tokenizers' resources are saved with the module.
+        self.resources = [r for h in self.handlers for r in h.serving_resources()]
+        self.outputs = [(o.name, o.type, tf.constant(ctx.prep.labels.get(o.name) or [""])) for o in ctx.cfg.outputs]
+        self.serve = tf.function(self._serve, input_signature=[raw_signature(ctx)])
+
+    def _serve(self, raw):
+        inputs = {}
+        batch = tf.shape(raw[self.handlers[0].name])[0]
+        for h in self.handlers:
+            present = raw.get(presence_key(h.name), tf.ones([batch]))
+            inputs[h.name] = h.from_raw(raw[h.name])
+            inputs[presence_key(h.name)] = tf.reshape(present, [-1, 1])
+        predictions = self.model(inputs, training=False)
+        result = {}
+        for name, kind, labels in self.outputs:
+            result.update(SERVING_OUTPUTS[kind](name, predictions[name], labels))
+        return result
+
+
+def raw_example(ctx, split, index):
+    """One record of a split as raw serving inputs, batch 1 (file bytes, text, waveform, numbers)."""
+    raw = {}
+    for h in ctx.prep.handlers:
+        present = split.presence[h.name][index] > 0
+        value = h.raw_example(split.values[h.name][index] if present else None)
+        raw[h.name] = np.expand_dims(np.asarray(value, dtype=object if h.raw_dtype == tf.string else np.float32), 0)
+        if h.cfg.optional:
+            raw[presence_key(h.name)] = np.array([1.0 if present else 0.0], np.float32)
+    return raw
+
+
+def write_warmup(path, model_name, examples):
+    """TF Serving warmup: PredictionLog records (tensorflow-serving-api protos) in a TFRecord file."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for raw in examples:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = "serving_default"
+            for key, value in raw.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def next_version(base):
+    versions = [int(d) for d in os.listdir(base) if re.fullmatch(r"\d+", d)] if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def save_serving_model(ctx, export_dir, warmup_examples):
+    """Write the next version of the TF Serving model; returns its folder."""
+    base = os.path.join(export_dir, "saved_model", ctx.cfg.name)
+    final = os.path.join(base, str(next_version(base)))
+    # The temporary sibling ("3.tmp-<pid>") is not all digits, so TF Serving never loads it.
+    with atomic_path(final) as tmp:
+        module = ServingModule(ctx)
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+        write_warmup(os.path.join(tmp, "assets.extra", "tf_serving_warmup_requests"), ctx.cfg.name, warmup_examples)
+    return final
