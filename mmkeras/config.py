@@ -160,6 +160,8 @@ class OutputConfig:
         aux_weight: > 0 adds one auxiliary head per modality for this output, trained
             with this weight, so every encoder learns on its own too.
         separator: multilabel values given as one string are split on it.
+        label_smoothing: category outputs: target mass spread over all classes, a
+            regulariser against over-confident predictions on small data.
     """
 
     name: str
@@ -168,6 +170,7 @@ class OutputConfig:
     loss_weight: float = 1.0
     aux_weight: float = 0.0
     separator: str = ";"
+    label_smoothing: float = 0.0
 
     @property
     def source(self):

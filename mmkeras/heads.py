@@ -5,22 +5,47 @@ Joint training minimises Σ λ_k·ℓ_k: Keras `loss_weights` carries each outpu
 """
 import dataclasses
 
+import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.targets import encode_targets
 
 
+@keras.saving.register_keras_serializable(package="mmkeras")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy on integer labels with label smoothing.
+
+    Keras' sparse loss has no smoothing; one-hot targets would change the data
+    contract, so the labels are one-hot encoded here, inside the loss.
+
+    Args:
+        label_smoothing: mass spread uniformly over all classes (0 = plain cross-entropy).
+    """
+
+    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        depth = tf.shape(y_pred)[-1]
+        one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), depth, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
 @dataclasses.dataclass(frozen=True)
 class HeadType:
     activation: str
-    loss: str
+    loss: object  # output config → Keras loss
     metrics: tuple
 
 
 HEAD_TYPES = {
-    "category": HeadType("softmax", "sparse_categorical_crossentropy", ("accuracy",)),
-    "multilabel": HeadType("sigmoid", "binary_crossentropy", ("binary_accuracy",)),
-    "numeric": HeadType("linear", "mse", ("mae",)),
+    "category": HeadType("softmax", lambda out: SmoothedSparseCrossentropy(out.label_smoothing), ("accuracy",)),
+    "multilabel": HeadType("sigmoid", lambda out: "binary_crossentropy", ("binary_accuracy",)),
+    "numeric": HeadType("linear", lambda out: "mse", ("mae",)),
 }
 
 
@@ -60,7 +85,7 @@ def compile_args(cfg):
     """Keras compile arguments (loss, loss_weights, metrics), keyed by head name."""
     loss, weights, metrics = {}, {}, {}
     for name, out, weight, _ in heads(cfg):
-        loss[name] = HEAD_TYPES[out.type].loss
+        loss[name] = HEAD_TYPES[out.type].loss(out)
         weights[name] = weight
         metrics[name] = list(HEAD_TYPES[out.type].metrics)
     return loss, weights, metrics

@@ -186,6 +186,13 @@ def test_compressed_audio(tmp_path, fmt):
     assert len(wave) == 8000 and np.abs(wave).max() == pytest.approx(0.3, abs=0.05)
 
 
+def test_vocabulary_keeps_words_seen_twice_whole():
+    # 40 distinct words, each in two records: all must be whole tokens, not word pieces.
+    words = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}zz" for i in range(40)]
+    vocab = learn_vocab([f"{w} common" for w in words] * 2, 500)
+    assert all(w in vocab for w in words)
+
+
 def test_wordpiece_tokenizer_normalises_pads_and_truncates():
     vocab = learn_vocab(["Café crème brûlée", "the cat sat on the mat"] * 20, 60)
     tok = Tokenizer(vocab, max_tokens=5)
