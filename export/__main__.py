@@ -1,10 +1,117 @@
-"""python -m export RUN_DIR — not implemented yet (the export stage is its own issue).
+"""Export a trained run for serving and devices, each artifact verified against the Keras model.
 
-It exits 2 with one line instead of pretending to export.
+    python -m export RUN_DIR [--formats saved_model,tflite]
+                             [--quantize float32,dynamic,float16,int8] [--samples N]
+
+Writes RUN_DIR/export/saved_model/<name>/<version>/ (TF Serving, raw inputs, warmup
+records), RUN_DIR/export/tflite/<name>_<quant>.tflite + .json (Android metadata),
+and RUN_DIR/export/report.{json,md,png}. Defaults come from the run's `export:` config.
+Nothing is retrained.
 """
+import argparse
+import os
 import sys
+import tempfile
+import time
+
+from mmkeras.cli import quiet_tensorflow, run_cli
+
+FORMATS = ("saved_model", "tflite")
+WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
+
+
+def _split_list(text):
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def step(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def main(args):
+    from mmkeras.errors import ConfigError, did_you_mean
+
+    from export.context import ExportContext
+    from export.report import write_report
+    from export.saved_model import raw_example, save_serving_model, save_tensor_model
+    from export.tflite import (QUANTIZATIONS, convert, inspect_tflite, op_summary, quantization_config,
+                               representative_dataset, save_tflite, signature_input_names)
+    from export.verify import LiteRTRunner, SavedModelRunner, verify_variant
+
+    step(f"loading {args.run_dir}")
+    ctx = ExportContext(args.run_dir)
+    formats = _split_list(args.formats) or ctx.cfg.export.formats
+    quantize = _split_list(args.quantize) or ctx.cfg.export.quantize
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ConfigError(f"--formats: unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; "
+                              f"choose from {', '.join(FORMATS)}")
+    for name in quantize:
+        QUANTIZATIONS.get(name)  # fails early, with a did-you-mean
+    n_calibration = args.samples or ctx.cfg.export.representative_samples
+    export_dir = ctx.run.export
+
+    # Every variant is scored on the same held-out split, against the same Keras outputs.
+    eval_split = "test" if ctx.cfg.data.test else "validation"
+    samples = ctx.samples(eval_split)
+    keras_outputs = [ctx.keras_predict(x) for x, _ in samples]
+    step(f"verifying on {len(samples)} {eval_split} records")
+    results = {}
+
+    if "saved_model" in formats:
+        validation = ctx.split("validation")
+        warmup = [raw_example(ctx, validation, i) for i in range(min(WARMUP_RECORDS, len(validation)))]
+        path = save_serving_model(ctx, export_dir, warmup)
+        step(f"saved_model: wrote {path}")
+        test = ctx.split(eval_split)
+        raw_samples = [(raw_example(ctx, test, i), targets) for i, (_, targets) in enumerate(samples)]
+        results["saved_model"] = verify_variant(SavedModelRunner(path, ctx), raw_samples, keras_outputs, ctx,
+                                                "saved_model")
+        results["saved_model"]["path"] = os.path.relpath(path, export_dir)
+        _print_result(results["saved_model"])
+
+    if "tflite" in formats:
+        with tempfile.TemporaryDirectory() as tmp:
+            tensor_model = save_tensor_model(ctx, os.path.join(tmp, "tensor_model"))
+            calibration = None
+            if "int8" in quantize:
+                calibration = representative_dataset(ctx.samples("train", n_calibration),
+                                                      signature_input_names(tensor_model))
+            for name in quantize:
+                step(f"tflite {name}: converting")
+                config = quantization_config(name, calibration)
+                model_bytes = convert(tensor_model, config)
+                op_summary(model_bytes, name)  # refuses Flex and custom ops
+                path = save_tflite(ctx, export_dir, name, model_bytes)
+                results[name] = {**verify_variant(LiteRTRunner(model_bytes), samples, keras_outputs, ctx, name),
+                                 **inspect_tflite(model_bytes, config), "path": os.path.relpath(path, export_dir)}
+                _print_result(results[name])
+
+    meta = {"model": ctx.cfg.name, "run_dir": ctx.run.path, "split": eval_split, "samples": len(samples),
+            "calibration_samples": n_calibration if "int8" in quantize else 0, "threads": 1}
+    for path in write_report(export_dir, results, meta):
+        step(f"wrote {path}")
+
+
+def _print_result(result):
+    scores = ", ".join(f"{name} {o['metric']} {o['value']:.4f} (keras {o['keras_value']:.4f})"
+                       for name, o in result["outputs"].items())
+    step(f"  {result['variant']}: {result['size_bytes'] / 1024:.1f} KB, {result['latency_ms']:.2f} ms, "
+         f"max |diff| {result['max_abs_diff']:.1e}, {scores}")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a run directory written by train.py")
+    parser.add_argument("--formats", help=f"comma-separated: {','.join(FORMATS)} (default: the run's export.formats)")
+    parser.add_argument("--quantize", help="comma-separated TFLite variants: float32,dynamic,float16,int8 "
+                                           "(default: the run's export.quantize)")
+    parser.add_argument("--samples", type=int, help="int8 calibration samples from the training split "
+                                                    "(default: export.representative_samples)")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for user errors")
+    return parser.parse_args(argv)
+
 
 if __name__ == "__main__":
-    print("error: python -m export is not implemented yet; a trained run's model.keras, labels.json "
-          "and vocab/ are kept so it can be exported later without retraining", file=sys.stderr)
-    sys.exit(2)
+    quiet_tensorflow()
+    sys.exit(run_cli(main, parse_args()))

@@ -56,6 +56,13 @@ SERVING_OUTPUTS = {
 }
 
 
+def keras_output(out, served):
+    """The served tensor matching the Keras model's output `out` (probabilities, or [B, 1] values)."""
+    if out.type == "numeric":
+        return tf.reshape(served[out.name], [-1, 1])
+    return served[f"{out.name}_probabilities"]
+
+
 def raw_signature(ctx):
     """The raw serving inputs: one per modality, plus `<name>_present` for optional ones."""
     spec = {}

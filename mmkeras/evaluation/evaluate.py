@@ -49,10 +49,7 @@ def evaluate(model, dataset, cfg, labels):
     outputs = {o.name: o for o in cfg.outputs}
 
     def score(name, y_pred):
-        out = outputs[name]
-        if out.type == "numeric":
-            return METRICS["numeric"](targets[name], y_pred)
-        return METRICS[out.type](targets[name], y_pred, labels[name])
+        return METRICS[outputs[name].type](targets[name], y_pred, labels.get(name))
 
     metrics = {name: score(name, preds[0][name]) for name in output_names}
     ablation = {"metric": {n: PRIMARY_METRIC[outputs[n].type] for n in output_names}}

@@ -118,12 +118,13 @@ def multilabel_metrics(y_true, y_prob, labels, threshold=0.5):
     }
 
 
-def numeric_metrics(y_true, y_pred):
+def numeric_metrics(y_true, y_pred, labels=None):
     """Mean absolute error, root mean squared error and R².
 
     Args:
         y_true: targets, shape [N] or [N, D].
         y_pred: predictions with the same number of values (a Keras [N, 1] output is fine for [N] targets).
+        labels: ignored; accepted so every entry of METRICS takes the same arguments.
     """
     y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     _check("numeric_metrics", y_true, y_pred)

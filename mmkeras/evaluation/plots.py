@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def _new_figure(width, height):
+def new_figure(width, height):
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -52,7 +52,7 @@ def plot_confusion_matrix(matrix, labels, path, title=None):
     # Row-normalised colours keep rare classes as readable as frequent ones.
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     side = min(3.0 + 0.65 * k, 24.0)
-    fig = _new_figure(side + 1.2, side)
+    fig = new_figure(side + 1.2, side)
     ax = fig.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of true class")
@@ -108,7 +108,7 @@ def plot_history(history_csv, path):
     epochs, series = read_history(history_csv)
     ncols = min(3, len(series))
     nrows = math.ceil(len(series) / ncols)
-    fig = _new_figure(4.5 * ncols, 3.3 * nrows)
+    fig = new_figure(4.5 * ncols, 3.3 * nrows)
     for i, (name, pair) in enumerate(series.items()):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         for values, label in zip(pair, ("train", "validation")):
@@ -138,7 +138,7 @@ def plot_ablation(ablation, path, metric_names=None):
     modalities = list(dict.fromkeys(m for group in groups.values() for m in group))
     x = np.arange(len(modalities))
     width = 0.38
-    fig = _new_figure(max(4.0, 1.1 * len(modalities) + 1.5) * len(full), 4.0)
+    fig = new_figure(max(4.0, 1.1 * len(modalities) + 1.5) * len(full), 4.0)
     for i, (output, full_value) in enumerate(full.items()):
         ax = fig.add_subplot(1, len(full), i + 1)
         for offset, (kind, group) in zip((-width / 2, width / 2), groups.items()):

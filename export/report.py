@@ -1,0 +1,136 @@
+"""The export report: report.json (every number), report.md (one table), report.png (trade-offs).
+
+`results` maps each TFLite variant to `verify.verify_variant(...)` merged with
+`tflite.inspect_tflite(...)` ({"ops", "float_ops", "gpu"}).
+
+Example:
+    write_report("runs/demo/export", {"float32": {...}, "int8": {...}},
+                 {"model": "demo", "split": "test", "samples": 190})
+"""
+import os
+
+from mmkeras.evaluation.plots import new_figure
+from mmkeras.io import atomic_path, atomic_write_json, atomic_write_text
+
+REFERENCE = "float32"  # ratios are relative to the unquantised model
+
+
+def write_report(export_dir, results, meta):
+    """Write report.json, report.md and report.png into `export_dir`; returns their paths.
+
+    Args:
+        export_dir: folder to write into.
+        results: variant name → verification result (see the module docstring).
+        meta: facts about the run shown above the table (model, split, samples, ...).
+    """
+    paths = [os.path.join(export_dir, f"report.{ext}") for ext in ("json", "md", "png")]
+    atomic_write_json(paths[0], {"meta": meta, "variants": results})
+    atomic_write_text(paths[1], markdown(results, meta))
+    plot(results, paths[2])
+    return paths
+
+
+# === Markdown ===
+
+
+def _ratio(value, reference):
+    return f"{value / reference:.2f}" if reference else "—"
+
+
+def _scores(result):
+    return "<br>".join(f"{name} {o['metric']} {o['value']:.3f}" for name, o in result["outputs"].items())
+
+
+def _agreement(result):
+    values = [f"{o['agreement']:.3f}" for o in result["outputs"].values() if "agreement" in o]
+    return " / ".join(values) or "—"
+
+
+def _gpu(result):
+    gpu = result.get("gpu")
+    if gpu is None:
+        return "—"
+    return "yes" if gpu["compatible"] else f"no ({len(gpu['warnings'])} issues)"
+
+
+def _float_ops(result):
+    ops = result.get("float_ops")
+    if ops is None:
+        return "—"
+    return ", ".join(f"{op}×{n}" if n > 1 else op for op, n in ops.items()) or "none"
+
+
+# (header, cell(result, float32 result)) per column of report.md.
+COLUMNS = [
+    ("variant", lambda r, ref: r["variant"]),
+    ("size KB", lambda r, ref: f"{r['size_bytes'] / 1024:.1f}"),
+    ("size vs float32", lambda r, ref: _ratio(r["size_bytes"], ref and ref["size_bytes"])),
+    ("accuracy", lambda r, ref: _scores(r)),
+    ("agreement", lambda r, ref: _agreement(r)),
+    ("max diff", lambda r, ref: f"{r['max_abs_diff']:.1e}"),
+    ("latency ms", lambda r, ref: f"{r['latency_ms']:.3f}"),
+    ("latency vs float32", lambda r, ref: _ratio(r["latency_ms"], ref and ref["latency_ms"])),
+    ("GPU delegate", lambda r, ref: _gpu(r)),
+    ("float ops in int8", lambda r, ref: _float_ops(r)),
+]
+
+
+def markdown(results, meta):
+    """report.md: run facts, the Keras reference, one table row per variant, GPU warnings."""
+    title = meta.get("model", "model")
+    lines = [f"# TFLite export report: {title}", ""]
+    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    first = next(iter(results.values()), None)
+    if first:
+        keras = "; ".join(f"{n} {o['metric']} {o['keras_value']:.3f}" for n, o in first["outputs"].items())
+        lines.append(f"- Keras model: {keras}")
+    lines += ["", "| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    ref = results.get(REFERENCE)
+    lines += ["| " + " | ".join(cell(r, ref) for _, cell in COLUMNS) + " |" for r in results.values()]
+    lines += _notes(results)
+    return "\n".join(lines) + "\n"
+
+
+def _notes(results):
+    """Explanations of the columns, then each variant's GPU warnings."""
+    notes = ["", "Agreement: share of samples whose top-1 class matches the Keras model's. "
+             "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread."]
+    for name, result in results.items():
+        for warning in (result.get("gpu") or {}).get("warnings", []):
+            notes.append(f"- {name} GPU: {warning}")
+    return notes
+
+
+# === Plot ===
+
+
+def plot(results, path):
+    """Primary metric vs size (marker area ∝ latency) and vs latency, one row of panels per output."""
+    outputs = list(next(iter(results.values()))["outputs"])
+    fig = new_figure(10, 3.6 * len(outputs))
+    axes = fig.subplots(len(outputs), 2, squeeze=False)
+    slowest = max(r["latency_ms"] for r in results.values())
+    areas = {name: 40 + 400 * r["latency_ms"] / slowest for name, r in results.items()}
+    for (by_size, by_latency), output in zip(axes, outputs):
+        _scatter(by_size, results, output, lambda r: r["size_bytes"] / 1024, areas)
+        by_size.set_xlabel("size (KB); marker area ∝ latency")
+        _scatter(by_latency, results, output, lambda r: r["latency_ms"])
+        by_latency.set_xlabel("median batch-1 latency (ms)")
+    fig.suptitle("TFLite variants: score vs size and latency")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def _scatter(ax, results, output, x_of, areas=None):
+    """One labelled point per variant at (x_of(result), score), and the Keras score as a dashed line."""
+    for i, (name, result) in enumerate(results.items()):
+        x, y = x_of(result), result["outputs"][output]["value"]
+        ax.scatter(x, y, s=areas[name] if areas else 60, alpha=0.7)
+        # Alternate above/below so variants with similar numbers keep readable labels.
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 8 if i % 2 else -14))
+    reference = next(iter(results.values()))["outputs"][output]
+    ax.axhline(reference["keras_value"], linestyle="--", color="grey", label="Keras")
+    ax.set_ylabel(f"{output} {reference['metric']}")
+    ax.margins(x=0.2, y=0.2)  # room for the labels and the largest markers
+    ax.legend(loc="best")

@@ -1,0 +1,388 @@
+"""TFLite variants of a run: float32, dynamic-range, float16 and full-integer int8.
+
+Conversion starts from the tensor SavedModel (export.saved_model.save_tensor_model),
+so every variant takes the model's own inputs: pixels, token ids, waveforms, raw
+numbers and `<name>_present` flags. Only builtin ops are allowed: the pip and
+Android interpreters have no Flex delegate, so a Flex op would convert and then
+fail at inference.
+
+Example:
+    config = quantization_config("int8", representative_dataset(samples, signature_input_names(sm_dir)))
+    tflite_bytes = convert(sm_dir, config)
+    op_summary(tflite_bytes)            # {"CONV_2D": 8, ...}; raises on Flex or custom ops
+    save_tflite(ctx, out_dir, "int8", tflite_bytes)   # <name>_int8.tflite + <name>_int8.json
+"""
+import collections
+import contextlib
+import dataclasses
+import io
+import os
+from typing import Callable, Optional
+
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from tensorflow.core.protobuf import saved_model_pb2
+
+from export.verify import LiteRTRunner
+from mmkeras.data.pipeline import presence_key
+from mmkeras.data.text import PAD, UNK
+from mmkeras.errors import UserError
+from mmkeras.io import atomic_write_json, atomic_path
+from mmkeras.layers.audio import LogMelSpectrogram
+from mmkeras.registry import Registry
+
+SIGNATURE = "serving_default"
+BUILTINS = (tf.lite.OpsSet.TFLITE_BUILTINS,)
+
+# === Quantisation ===
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizationConfig:
+    """How one TFLite variant is converted (MediaPipe Model Maker style value object).
+
+    Args:
+        name: variant name, used in file names and messages (float32, dynamic, ...).
+        optimizations: `tf.lite.Optimize` flags.
+        supported_types: `target_spec.supported_types` (float16 weights).
+        representative_dataset: a callable returning an iterator of calibration inputs
+            (dicts keyed by the signature's input names); turns on full-integer quantisation.
+        inference_type: dtype of the model's float inputs and outputs (int8), or None to keep float32.
+        op_sets: tuples of `tf.lite.OpsSet` tried in order; the next is used only when
+            conversion with the previous one fails.
+
+    Example:
+        converter = tf.lite.TFLiteConverter.from_saved_model(path)
+        QuantizationConfig.for_float16().configure(converter, BUILTINS)
+    """
+
+    name: str
+    optimizations: tuple = ()
+    supported_types: tuple = ()
+    representative_dataset: Optional[Callable] = None
+    inference_type: Optional[tf.DType] = None
+    op_sets: tuple = (BUILTINS,)
+
+    @classmethod
+    def for_float32(cls):
+        return cls("float32")
+
+    @classmethod
+    def for_dynamic(cls):
+        """int8 weights, float activations: no calibration data needed."""
+        return cls("dynamic", optimizations=(tf.lite.Optimize.DEFAULT,))
+
+    @classmethod
+    def for_float16(cls):
+        return cls("float16", optimizations=(tf.lite.Optimize.DEFAULT,), supported_types=(tf.float16,))
+
+    @classmethod
+    def for_int8(cls, representative_dataset):
+        """Full-integer model with int8 inputs and outputs (int32 token ids stay int32).
+
+        Float builtins are allowed only if the int8-only conversion fails. Even with
+        int8 only, ops without int8 kernels (the audio front-end's RFFT2D, COMPLEX_ABS)
+        stay float between DEQUANTIZE and QUANTIZE (TF 2.21, measured); `float_ops` lists them.
+        """
+        if representative_dataset is None:
+            raise UserError("int8 quantisation needs a representative dataset (export.representative_samples > 0)")
+        int8 = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8,)
+        return cls("int8", optimizations=(tf.lite.Optimize.DEFAULT,), representative_dataset=representative_dataset,
+                   inference_type=tf.int8, op_sets=(int8, int8 + BUILTINS))
+
+    @property
+    def full_integer(self):
+        """True when activations are quantised too (calibrated with a representative dataset)."""
+        return self.representative_dataset is not None
+
+    def configure(self, converter, op_set):
+        """Set this variant's options on a `TFLiteConverter`, allowing the ops in `op_set`."""
+        converter.optimizations = list(self.optimizations)
+        converter.target_spec.supported_types = list(self.supported_types)
+        converter.target_spec.supported_ops = list(op_set)
+        if self.representative_dataset is not None:
+            converter.representative_dataset = self.representative_dataset
+        if self.inference_type is not None:
+            converter.inference_input_type = self.inference_type
+            converter.inference_output_type = self.inference_type
+        return converter
+
+
+QUANTIZATIONS = Registry("quantization")
+# Every factory takes the representative dataset so the CLI can build any variant the same way.
+QUANTIZATIONS.register("float32")(lambda representative_dataset=None: QuantizationConfig.for_float32())
+QUANTIZATIONS.register("dynamic")(lambda representative_dataset=None: QuantizationConfig.for_dynamic())
+QUANTIZATIONS.register("float16")(lambda representative_dataset=None: QuantizationConfig.for_float16())
+QUANTIZATIONS.register("int8")(QuantizationConfig.for_int8)
+
+
+def quantization_config(name, representative_dataset=None):
+    """The QuantizationConfig registered as `name` (unknown names raise with a did-you-mean)."""
+    return QUANTIZATIONS.get(name)(representative_dataset=representative_dataset)
+
+
+def signature_input_names(saved_model_dir, signature=SIGNATURE):
+    """Input names of a SavedModel signature, read from saved_model.pb without loading the model."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return sorted(proto.meta_graphs[0].signature_def[signature].inputs)
+
+
+def representative_dataset(samples, input_names):
+    """Calibration data for int8: a callable yielding one dict per sample, keyed by input name.
+
+    Dicts, not lists: the converter matches a positional list to the signature's
+    inputs in a different order than the model's, and silently calibrates the wrong tensors.
+
+    Args:
+        samples: list of (inputs, targets) from `ExportContext.samples`, batch 1.
+        input_names: the signature's input names (`signature_input_names`).
+    """
+    missing = set(input_names) - set(samples[0][0]) if samples else set(input_names)
+    if missing:
+        raise UserError(f"representative samples lack the signature inputs {sorted(missing)}")
+
+    def generate():
+        for inputs, _ in samples:
+            yield {name: inputs[name] for name in input_names}
+
+    return generate
+
+
+# === Conversion ===
+
+
+def convert(saved_model_dir, config):
+    """Convert a SavedModel to TFLite bytes with one QuantizationConfig; builtin ops only.
+
+    Args:
+        saved_model_dir: a SavedModel with a `serving_default` signature.
+        config: a QuantizationConfig.
+    """
+    for i, op_set in enumerate(config.op_sets):
+        converter = config.configure(tf.lite.TFLiteConverter.from_saved_model(saved_model_dir), op_set)
+        try:
+            return converter.convert()
+        except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
+            if i == len(config.op_sets) - 1:
+                raise UserError(f"TFLite {config.name} conversion failed: {_first_line(e)}") from e
+
+
+def _first_line(error):
+    """The most telling line of a (often multi-line) converter error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line.lower()]
+    return (errors or lines or [type(error).__name__])[0]
+
+
+# === Inspection ===
+
+_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+_TENSOR_TYPES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+_FLOAT_TYPES = {"float32", "float16", "complex64"}
+
+
+def _operators(tflite_bytes):
+    """(op name, input/output tensor type names) per operator, read from the flatbuffer.
+
+    Reading the file (not an interpreter) also works for Flex and custom ops,
+    which an interpreter without their kernels refuses to prepare.
+    """
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite_bytes, 0))
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            # Op codes above 127 live in builtinCode; older ones in the deprecated int8 field.
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            name = code.customCode.decode() if builtin == schema.BuiltinOperator.CUSTOM else _OP_NAMES[builtin]
+            tensors = [i for i in [*op.inputs, *op.outputs] if i >= 0]  # -1 = omitted optional input
+            yield name, {_TENSOR_TYPES[subgraph.tensors[i].type] for i in tensors}
+
+
+def op_summary(tflite_bytes, variant="model"):
+    """Op name → count; raises UserError if any op is a Flex (TF) or custom op.
+
+    Args:
+        tflite_bytes: the .tflite flatbuffer.
+        variant: name used in the error message.
+    """
+    counts = collections.Counter(name for name, _ in _operators(tflite_bytes))
+    not_builtin = sorted(name for name in counts if name not in _OP_NAMES.values())
+    if not_builtin:
+        raise UserError(f"TFLite {variant} needs non-builtin ops {', '.join(not_builtin)}; the LiteRT "
+                        f"interpreters run builtin ops only")
+    return dict(counts.most_common())
+
+
+def float_ops(tflite_bytes):
+    """Op name → count of ops computing in float (for int8 models: what did not quantise).
+
+    QUANTIZE/DEQUANTIZE are the boundaries, not float compute, so they are not counted.
+    """
+    counts = collections.Counter(
+        name for name, types in _operators(tflite_bytes)
+        if types & _FLOAT_TYPES and name not in ("QUANTIZE", "DEQUANTIZE"))
+    return dict(counts.most_common())
+
+
+# Ops the GPU delegate has kernels for (tensorflow/lite/tools/versioning/gpu_compatibility.cc,
+# TF 2.21). Needed because the pip builds of the analyzer compile that check out: they report
+# every model as compatible (a model with RFFT2D included; measured on TF 2.21).
+GPU_DELEGATE_OPS = frozenset("""
+    ABS ADD ADD_N ATAN2 AVERAGE_POOL_2D BATCH_MATMUL CAST CEIL CONCATENATION CONV_2D COS CUMSUM DENSIFY
+    DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP FLOOR
+    FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER GELU GREATER GREATER_EQUAL HARD_SWISH LEAKY_RELU LESS LESS_EQUAL
+    LOG LOGICAL_AND LOGISTIC LSTM MAXIMUM MAX_POOL_2D MEAN MINIMUM MIRROR_PAD MUL NEG NOT_EQUAL ONE_HOT PACK PAD
+    PADV2 POW PRELU QUANTIZE REDUCE_MAX REDUCE_MIN REDUCE_PROD RELU RELU6 RELU_N1_TO_1 RESHAPE RESIZE_BILINEAR
+    RESIZE_NEAREST_NEIGHBOR RSQRT SELECT SELECT_V2 SIGN SIN SLICE SOFTMAX SPACE_TO_DEPTH SPLIT SPLIT_V SQRT
+    SQUARE SQUARED_DIFFERENCE STABLEHLO_CLAMP STRIDED_SLICE SUB SUM TANH TILE TRANSPOSE TRANSPOSE_CONV
+""".split())
+
+
+def gpu_compatibility(tflite_bytes):
+    """GPU delegate compatibility: {"compatible": bool, "warnings": [...]}.
+
+    Combines the TFLite analyzer's verdict with an op-name check against the
+    delegate's kernels. Neither guarantees the delegate runs every op (it also
+    checks shapes and types at runtime); unsupported ops fall back to the CPU.
+    """
+    warnings = [line.strip() for line in _analyzer_report(tflite_bytes).splitlines()
+                if "GPU COMPATIBILITY WARNING" in line]
+    unsupported = sorted(set(op_summary(tflite_bytes)) - GPU_DELEGATE_OPS)
+    warnings += [f"{op}: no GPU delegate kernel (runs on the CPU)" for op in unsupported]
+    return {"compatible": not warnings, "warnings": warnings}
+
+
+def inspect_tflite(tflite_bytes, config):
+    """{"ops", "float_ops", "gpu"} of one variant for the report; raises on non-builtin ops.
+
+    Args:
+        tflite_bytes: the converted model.
+        config: its QuantizationConfig; float ops are listed only for full-integer models,
+            where they are the exception (elsewhere every op computes in float).
+    """
+    return {"ops": op_summary(tflite_bytes, config.name),
+            "float_ops": float_ops(tflite_bytes) if config.full_integer else None,
+            "gpu": gpu_compatibility(tflite_bytes)}
+
+
+def _analyzer_report(tflite_bytes):
+    """The text `tf.lite.experimental.Analyzer` prints (Python print of a C++ string)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tf.lite.experimental.Analyzer.analyze(model_content=tflite_bytes, gpu_compatibility=True)
+    return out.getvalue()
+
+
+# === Metadata for apps ===
+
+QUANTIZE_FORMULA = "q = clamp(round(x / scale) + zero_point, -128, 127); x = (q - zero_point) * scale"
+
+
+def _image_steps(handler, ctx):
+    height, width = handler.cfg.size
+    return {
+        "decode": "PNG/JPEG/BMP/GIF (first frame) to RGB" if handler.cfg.channels == 3 else "to grayscale",
+        "size": {"height": height, "width": width}, "channels": handler.cfg.channels, "layout": "NHWC, batch 1",
+        "resize": "bilinear with antialiasing (tf.image.resize(method='bilinear', antialias=True)), "
+                  "aspect ratio not kept",
+        "values": "float32 pixels in [0, 255], not normalised (the model rescales to [0, 1])",
+    }
+
+
+def _text_steps(handler, ctx):
+    vocab = handler.state["vocab"]
+    return {
+        "normalize": ["Unicode case folding (lower-casing)", "NFD", "strip accents: drop category Mn characters"],
+        "split": "BERT-style: on whitespace, and every punctuation character is its own word",
+        "wordpiece": {"algorithm": "greedy longest-match-first per word", "continuation_prefix": "##",
+                      "unknown": f"a word that cannot be split into vocabulary pieces, or longer than 100 bytes, "
+                                 f"becomes one {UNK}"},
+        "pad_id": vocab.index(PAD), "unk_id": vocab.index(UNK), "max_tokens": handler.cfg.max_tokens,
+        "length": "truncate to max_tokens, then pad with pad_id at the end",
+        "values": "int32 token ids (no [CLS]/[SEP])",
+        "vocab": list(vocab),
+    }
+
+
+def _audio_steps(handler, ctx):
+    cfg = handler.cfg
+    return {
+        "sample_rate": cfg.sample_rate, "num_samples": cfg.num_samples, "seconds": cfg.seconds,
+        "channels": "mono: average the channels", "resample": "polyphase filter (scipy.signal.resample_poly)",
+        "length": "longer: centre crop (offset = (length - num_samples) // 2); shorter: zero-pad at the end",
+        "values": "float32 waveform in [-1, 1]",
+        "in_model": {"log_mel": _logmel_config(ctx.inference_model, handler.name)},
+    }
+
+
+def _logmel_config(model, input_name):
+    """The config of the LogMelSpectrogram layer fed by model input `input_name` (None if absent)."""
+    source = model.get_layer(input_name).output
+    for layer in model.layers:
+        if isinstance(layer, LogMelSpectrogram) and layer.input is source:
+            return {**{k: v for k, v in layer.get_config().items() if k not in ("name", "trainable", "dtype")},
+                    "frame_length": layer.frame_length, "frame_step": layer.frame_step,
+                    "fft_length": layer.fft_length, "output": "log(mel + 1e-6), [frames, n_mels]"}
+    return None
+
+
+def _numeric_steps(handler, ctx):
+    return {
+        "columns": list(handler.cfg.columns), "values": "float32 raw values in this column order",
+        "in_model": "standardised as (x - mean) / sqrt(variance); given for reference only",
+        "mean": handler.state["mean"], "variance": handler.state["variance"],
+    }
+
+
+# What the app must do to a raw value before feeding it, per input type.
+APP_PREPROCESSING = {"image": _image_steps, "text": _text_steps, "audio": _audio_steps, "numeric": _numeric_steps}
+
+OUTPUT_ACTIVATIONS = {"category": "softmax probabilities", "multilabel": "independent sigmoid probabilities",
+                      "numeric": "the predicted value"}
+
+
+def metadata(ctx, config_name, tflite_bytes):
+    """Everything an app needs to feed the model and read its outputs, as a JSON-ready dict.
+
+    Args:
+        ctx: the run's ExportContext.
+        config_name: the quantisation variant (float32, dynamic, float16, int8).
+        tflite_bytes: the converted model; tensor shapes, dtypes and quantisation are read from it.
+    """
+    tensors = LiteRTRunner(tflite_bytes).describe()
+    inputs = []
+    for h in ctx.prep.handlers:
+        flag = presence_key(h.name)
+        inputs.append({"name": h.name, "type": h.cfg.type, **tensors["inputs"][h.name],
+                       "optional": h.cfg.optional, "presence_flag": flag,
+                       "preprocessing": APP_PREPROCESSING[h.cfg.type](h, ctx)})
+        inputs.append({"name": flag, "type": "presence", **tensors["inputs"][flag],
+                       "values": f"1.0 when {h.name} is present, 0.0 when absent"})
+    outputs = [{"name": o.name, "type": o.type, **tensors["outputs"][o.name],
+                "values": OUTPUT_ACTIVATIONS[o.type], "labels": ctx.prep.labels.get(o.name)}
+               for o in ctx.cfg.outputs]
+    return {
+        "model": ctx.cfg.name, "quantization": config_name, "signature": SIGNATURE, "batch_size": 1,
+        "inputs": inputs, "outputs": outputs,
+        "absent_modality": "set <name>_present to 0 and fill <name> with zeros (text: all pad ids); "
+                           "any input may be absent, but optional ones were seen absent in training",
+        "quantized_tensors": f"tensors with a 'quantization' entry are int8: {QUANTIZE_FORMULA}",
+    }
+
+
+def tflite_paths(export_dir, model_name, config_name):
+    """(model path, metadata path): `<export_dir>/<name>_<quant>.tflite` and `.json` beside it."""
+    stem = os.path.join(export_dir, f"{model_name}_{config_name}")
+    return f"{stem}.tflite", f"{stem}.json"
+
+
+def save_tflite(ctx, export_dir, config_name, tflite_bytes):
+    """Write the .tflite and its metadata JSON atomically; returns the .tflite path."""
+    model_path, meta_path = tflite_paths(export_dir, ctx.cfg.name, config_name)
+    with atomic_path(model_path) as tmp, open(tmp, "wb") as f:
+        f.write(tflite_bytes)
+    atomic_write_json(meta_path, metadata(ctx, config_name, tflite_bytes))
+    return model_path
+
