@@ -373,8 +373,8 @@ def metadata(ctx, config_name, tflite_bytes):
 
 
 def tflite_paths(export_dir, model_name, config_name):
-    """(model path, metadata path): `<export_dir>/<name>_<quant>.tflite` and `.json` beside it."""
-    stem = os.path.join(export_dir, f"{model_name}_{config_name}")
+    """(model path, metadata path): `<export_dir>/tflite/<name>_<quant>.tflite` and `.json` beside it."""
+    stem = os.path.join(export_dir, "tflite", f"{model_name}_{config_name}")
     return f"{stem}.tflite", f"{stem}.json"
 
 

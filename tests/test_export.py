@@ -1,0 +1,97 @@
+"""python -m export end to end: TF Serving layout, raw-input signature, warmup, versions, absent modalities."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def export(run_dir, *args):
+    return subprocess.run([sys.executable, "-m", "export", run_dir, *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run):
+    proc = export(tiny_run, "--quantize", "float32")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return os.path.join(tiny_run, "export")
+
+
+def test_layout_and_report(exported):
+    version = os.path.join(exported, "saved_model", "tiny", "1")
+    assert os.path.exists(os.path.join(version, "saved_model.pb"))
+    assert os.path.exists(os.path.join(exported, "tflite", "tiny_float32.tflite"))
+    assert os.path.exists(os.path.join(exported, "tflite", "tiny_float32.json"))
+    report = json.load(open(os.path.join(exported, "report.json")))
+    assert set(report["variants"]) == {"saved_model", "float32"}
+    assert report["variants"]["saved_model"]["max_abs_diff"] < 1e-4
+    assert report["variants"]["float32"]["max_abs_diff"] < 1e-4
+    for name in ("report.md", "report.png"):
+        assert os.path.getsize(os.path.join(exported, name)) > 0
+    assert not [f for f in os.listdir(os.path.join(exported, "saved_model", "tiny")) if not f.isdigit()]
+
+
+def test_warmup_records_are_prediction_logs(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(exported, "saved_model", "tiny", "1", "assets.extra", "tf_serving_warmup_requests")
+    records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    assert len(records) == 10
+    log = prediction_log_pb2.PredictionLog.FromString(records[0])
+    request = log.predict_log.request
+    assert request.model_spec.name == "tiny" and request.model_spec.signature_name == "serving_default"
+    assert set(request.inputs) == {"image", "image_present", "text", "speech", "stats"}
+    assert tf.make_ndarray(request.inputs["image"])[0][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0")  # real file bytes
+
+
+def test_raw_signature_predicts_and_accepts_absent_optional_modality(exported, tiny_data):
+    import tensorflow_text  # noqa: F401  (tokenizer ops)
+
+    serve = tf.saved_model.load(os.path.join(exported, "saved_model", "tiny", "1")).signatures["serving_default"]
+    record = json.loads(open(os.path.join(tiny_data, "test.jsonl")).readline())
+    import soundfile
+
+    wave, _ = soundfile.read(os.path.join(tiny_data, record["audio"]), dtype="float32")
+    inputs = {"image": tf.constant([open(os.path.join(tiny_data, record["image"]), "rb").read()]),
+              "image_present": tf.constant([1.0]), "text": tf.constant([record["text"]]),
+              "speech": tf.constant([wave]), "stats": tf.constant([[record["x1"], record["x2"]]], tf.float32)}
+    out = serve(**inputs)
+    assert out["label_probabilities"].shape == (1, 3)
+    assert out["label_label"].numpy()[0].decode() in ("red", "green", "blue")
+    absent = serve(**{**inputs, "image": tf.constant([b""]), "image_present": tf.constant([0.0])})
+    assert np.isfinite(absent["label_probabilities"].numpy()).all()
+    assert not np.allclose(absent["label_probabilities"], out["label_probabilities"])  # the image mattered
+
+
+def test_tflite_accepts_absent_modality_through_presence_flag(exported):
+    from export.verify import LiteRTRunner
+
+    runner = LiteRTRunner(os.path.join(exported, "tflite", "tiny_float32.tflite"))
+    meta = json.load(open(os.path.join(exported, "tflite", "tiny_float32.json")))
+    feed = {name: np.zeros(d["shape"], np.dtype(d["dtype"])) for name, d in runner.describe()["inputs"].items()}
+    for name in feed:
+        if name.endswith("_present"):
+            feed[name][:] = 1.0
+    feed["image_present"][:] = 0.0
+    probs = runner(feed)["label"]
+    assert probs.shape == (1, 3) and abs(float(probs.sum()) - 1) < 1e-4
+    assert "image_present" in json.dumps(meta)
+
+
+def test_second_export_is_the_next_version(exported, tiny_run):
+    proc = export(tiny_run, "--formats", "saved_model")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(os.path.join(exported, "saved_model", "tiny"))) == ["1", "2"]
+
+
+def test_user_errors_are_one_line(tiny_run, tmp_path):
+    proc = export(tiny_run, "--quantize", "int9")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown quantization type 'int9' (did you mean 'int8'?)")
+    proc = export(str(tmp_path))
+    assert proc.returncode == 2 and "no trained model" in proc.stderr.strip().splitlines()[-1]
