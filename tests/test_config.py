@@ -93,3 +93,24 @@ def _repo():
     import os
 
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_manifest_missing_or_column_absent_fails_before_reading_records(tiny_data, tmp_path):
+    from mmkeras.data.preprocessing import check_manifests
+
+    raw = tiny_config_dict(tiny_data)
+    raw["outputs"][0]["column"] = "labl"
+    with pytest.raises(ConfigError) as err:
+        check_manifests(config_from_dict(raw))
+    assert str(err.value).startswith("outputs.label.column: column 'labl' is not in ")
+    assert "(did you mean 'label'?)" in str(err.value)
+    raw = tiny_config_dict(tiny_data)
+    raw["inputs"][3]["columns"] = ["x1", "x11"]
+    with pytest.raises(ConfigError, match=r"inputs.stats: column 'x11' is not in .*train.jsonl \(did you mean 'x1'\?\)"):
+        check_manifests(config_from_dict(raw))
+    raw["inputs"][3]["optional"] = True  # an optional input's column may be missing entirely
+    check_manifests(config_from_dict(raw))
+    raw = tiny_config_dict(tiny_data)
+    raw["data"]["test"] = str(tmp_path / "nope.jsonl")
+    with pytest.raises(ConfigError, match=r"data.test: manifest not found: .*nope.jsonl"):
+        check_manifests(config_from_dict(raw))

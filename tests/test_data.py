@@ -113,13 +113,15 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
     Image.new("RGB", (8, 8)).save(folder / "img" / "pic.webp")
     (folder / "wav").mkdir()
     (folder / "wav" / "noise.wav").write_bytes(b"RIFF????WAVEjunk")
+    wav = open(os.path.join(tiny_data, good["audio"]), "rb").read()
+    (folder / "wav" / "cut.wav").write_bytes(wav[:30])  # header cut short
     import shutil
 
     shutil.copy(os.path.join(tiny_data, good["image"]), folder / "img" / "ok.png")
     shutil.copy(os.path.join(tiny_data, good["audio"]), folder / "wav" / "ok.wav")
     ok = {**good, "image": "img/ok.png", "audio": "wav/ok.wav"}
     rows = [ok, {**ok, "image": "img/garbage.png"}, {**ok, "image": "img/truncated.png"},
-            {**ok, "image": "img/pic.webp"}, {**ok, "audio": "wav/noise.wav"}]
+            {**ok, "image": "img/pic.webp"}, {**ok, "audio": "wav/noise.wav"}, {**ok, "audio": "wav/cut.wav"}]
     manifest = str(folder / "m.jsonl")
     write_jsonl(manifest, rows)
     raw = tiny_config_dict(tiny_data)
@@ -132,7 +134,7 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
     got = [(e["line"], e["column"], e["reason"].split(":")[0]) for e in log.entries]
     assert got == [(2, "image", "not a readable image"), (3, "image", "not a readable image"),
                    (4, "image", "unsupported image format WEBP (use PNG, JPEG, GIF or BMP)"),
-                   (5, "audio", "not a readable audio file")]
+                   (5, "audio", "not a readable audio file"), (6, "audio", "not a readable audio file")]
     assert log.entries[1]["value"] == "img/truncated.png"
 
 

@@ -123,14 +123,16 @@ def test_tflite_float_builtins_only(fusion):
 
 
 def test_tflite_int8(fusion):
-    _, _, model, _, _ = fusion
+    name, _, model, _, _ = fusion
     presence = (np.random.default_rng(1).random((64, len(DIMS))) < 0.7).astype("float32")
     content = convert(model, representative=make_inputs(presence, seed=1))
     data = make_inputs(np.tile(PRESENCE, (4, 1)), seed=2)
     expected, quantised = predict(model, data), run_tflite(content, data)
     # Loose bound for these 8-wide layers (0.03-0.23 measured); a fixed -1e4 gate mask that
-    # wipes out the int8 precision of the gate logits gives 0.65.
-    assert np.sqrt(np.mean((quantised - expected) ** 2)) < 0.35 * expected.std()
+    # wipes out the int8 precision of the gate logits gives 0.65. Attention: 0.05 (0.05-0.10
+    # over seeds 0-3) with the bounded key mask, 0.22 with Keras MultiHeadAttention's -1e9.
+    bound = 0.15 if name == "attention" else 0.35
+    assert np.sqrt(np.mean((quantised - expected) ** 2)) < bound * expected.std()
 
 
 @pytest.mark.parametrize("name", sorted(FUSION_ARGS))

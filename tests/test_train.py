@@ -21,6 +21,7 @@ def trained(tiny_data, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("train")
     raw = tiny_config_dict(tiny_data, epochs=6)
+    raw["data"]["train"] = _manifest_with_bad_rows(tiny_data)
     raw["outputs"].append({"name": "tags", "type": "multilabel", "loss_weight": 1.0, "aux_weight": 0.2})
     raw["outputs"].append({"name": "score", "type": "numeric", "loss_weight": 0.1})
     cfg = tmp / "tiny.yaml"
@@ -29,6 +30,42 @@ def trained(tiny_data, tmp_path_factory):
     proc = run("train.py", "--config", str(cfg), "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cfg, out, proc
+
+
+BAD_ROWS = [
+    ({"image": "img/none.png"}, "image", "img/none.png", "file not found"),
+    ({"x1": "NaN"}, "x1", "NaN", "column 'x1': not a finite number: 'NaN'"),
+]
+
+
+def _manifest_with_bad_rows(folder):
+    """train.jsonl plus two bad records (lines 49 and 50)."""
+    lines = open(os.path.join(folder, "train.jsonl")).read().splitlines()
+    good = json.loads(lines[0])
+    path = os.path.join(folder, "train_with_bad.jsonl")
+    with open(path, "w") as f:
+        f.write("\n".join(lines + [json.dumps({**good, **change}) for change, *_ in BAD_ROWS]) + "\n")
+    return path
+
+
+def test_bad_records_are_skipped_listed_and_counted(trained):
+    _, out, proc = trained
+    entries = [json.loads(line) for line in open(out / "bad_records.jsonl")]
+    assert [(e["line"], e["column"], e["value"]) for e in entries] == [(49, "image", "img/none.png"), (50, "x1", "NaN")]
+    assert all(e["manifest"].endswith("train_with_bad.jsonl") for e in entries)
+    assert "file not found" in entries[0]["reason"] and entries[1]["reason"] == BAD_ROWS[1][3]
+    assert f"skipped 2 bad records, listed in {out / 'bad_records.jsonl'}" in proc.stdout
+    assert "train: 48 records" in proc.stdout
+
+
+def test_bad_record_in_error_mode_is_one_line_exit_2(trained, tmp_path):
+    cfg, _, _ = trained
+    proc = run("train.py", "--config", str(cfg), "--output", str(tmp_path / "run"), "--set", "data.on_bad_record=error")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "train_with_bad.jsonl:49, column 'image': file not found: " in last
+    assert last.endswith("(value: 'img/none.png')") and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
 
 
 def test_run_directory_layout(trained):

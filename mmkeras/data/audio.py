@@ -47,9 +47,15 @@ class AudioModality(Modality):
     def parse_value(self, value, manifest_dir):
         path = resolve_file(value, manifest_dir)
         try:
-            soundfile.info(path)  # header check: catches non-audio files before training
+            # A full read, not just the header: a truncated or corrupt file must fail here,
+            # named by its line, rather than inside a tf.data batch mid-epoch.
+            frames, _ = soundfile.read(path, dtype="float32", always_2d=True)
         except Exception as e:  # soundfile raises several types for unreadable files
             raise BadValue(f"not a readable audio file: {path} ({str(e).splitlines()[0]})") from None
+        if not len(frames):
+            raise BadValue(f"audio file has no samples: {path}")
+        if not np.isfinite(frames).all():
+            raise BadValue(f"audio file holds NaN or infinite samples: {path}")
         return path
 
     def feature_shape(self):

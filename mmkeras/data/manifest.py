@@ -61,9 +61,12 @@ def read_manifest(path):
         yield from READERS[ext](f)
 
 
-def manifest_columns(path):
-    """Column names of a manifest: the CSV header, or the keys of the first JSONL object."""
-    for _, record in read_manifest(path):
+def manifest_columns(path, sample=1000):
+    """Column names of a manifest: the CSV header, or the keys seen in its first `sample` JSONL objects."""
+    columns = {}
+    for i, (_, record) in enumerate(read_manifest(path)):
+        if i >= sample:
+            break
         if isinstance(record, dict):
-            return list(record)
-    return []
+            columns.update(dict.fromkeys(record))
+    return list(columns)

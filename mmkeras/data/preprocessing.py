@@ -7,9 +7,11 @@ run can be evaluated and re-exported without retraining:
 """
 import os
 
+from mmkeras.data.manifest import manifest_columns
 from mmkeras.data.modality import handler
 from mmkeras.data.records import holdout, load_split
 from mmkeras.data.targets import label_names
+from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.io import atomic_write_json, read_json
 
 
@@ -51,11 +53,30 @@ class Preprocessing:
         return prep
 
 
+def check_manifests(cfg):
+    """Before reading any record: every configured manifest exists and has every column the
+    config names (optional inputs excepted), so a typo fails once, not on every row."""
+    required = [(f"outputs.{o.name}.column", o.source) for o in cfg.outputs]
+    required += [(f"inputs.{i.name}", c) for i in cfg.inputs if not i.optional for c in i.columns_used()]
+    for split in ("train", "validation", "test"):
+        path = getattr(cfg.data, split)
+        if not path:
+            continue
+        if not os.path.isfile(path):
+            raise ConfigError(f"data.{split}: manifest not found: {path}")
+        columns = manifest_columns(path)
+        for key, column in required:
+            if column not in columns:
+                raise ConfigError(f"{key}: column '{column}' is not in {path}{did_you_mean(column, columns)}; "
+                                  f"columns: {', '.join(columns)}")
+
+
 def load_splits(cfg, log, known_labels=None):
     """Validate the configured manifests → {"train", "validation", "test"} Splits (test may be absent).
 
     With `known_labels` (a loaded run), labels outside them are bad records in every split.
     """
+    check_manifests(cfg)
     handlers = [handler(i) for i in cfg.inputs]
     train = load_split(cfg.data.train, handlers, cfg.outputs, log, known_labels)
     train_labels = known_labels or {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}

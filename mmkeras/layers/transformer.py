@@ -2,6 +2,8 @@
 import tensorflow as tf
 import tf_keras as keras
 
+from mmkeras.layers.masking import masked_softmax
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class PaddingMask(keras.layers.Layer):
@@ -29,6 +31,11 @@ class PaddingMask(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """Self-attention + feed-forward block with residuals and layer norm.
 
+    Multi-head attention is written out here rather than taken from
+    `keras.layers.MultiHeadAttention`: Keras adds -1e9 to masked scores, and in full-int8 TFLite
+    that tensor gets a scale of ~4e6, so every real score rounds to 0 and attention turns uniform.
+    Padded keys are masked with `masked_softmax` instead (a margin just below the row's scores).
+
     Args:
         dim: width of the token vectors (input and output).
         heads: number of attention heads; `dim` must be divisible by it.
@@ -55,14 +62,50 @@ class TransformerBlock(keras.layers.Layer):
         self.norm_first = norm_first
 
         # === Layers ===
-        self.attention = keras.layers.MultiHeadAttention(
-            num_heads=heads, key_dim=dim // heads, dropout=dropout, name="attention"
-        )
+        # Plain Dense projections (FULLY_CONNECTED in TFLite: per-channel int8 weights) with
+        # reshape/transpose to heads, rather than EinsumDense.
+        self.query = keras.layers.Dense(dim, name="query")
+        self.key = keras.layers.Dense(dim, name="key")
+        self.value = keras.layers.Dense(dim, name="value")
+        self.attention_output = keras.layers.Dense(dim, name="attention_output")
+        self.attention_dropout = keras.layers.Dropout(dropout)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
         self.ff_hidden = keras.layers.Dense(ff_dim, activation="gelu", name="ff_hidden")
         self.ff_output = keras.layers.Dense(dim, name="ff_output")
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
         self.residual_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        # Built here, not on first call, so a reloaded block has its weights before it is called.
+        input_shape = tf.TensorShape(input_shape)
+        for layer in (self.query, self.key, self.value, self.attention_output, self.ff_hidden):
+            layer.build(input_shape)
+        for norm in (self.attention_norm, self.ff_norm):
+            norm.build(input_shape)
+        self.ff_output.build(input_shape[:-1].concatenate([self.ff_dim]))
+        super().build(input_shape)
+
+    def _split_heads(self, x):
+        """[B, T, dim] → [B, heads, T, dim / heads]."""
+        length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+        x = tf.reshape(x, [-1, length, self.heads, self.dim // self.heads])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def _attend(self, h, key_mask, training):
+        depth = self.dim // self.heads
+        # Scale the queries rather than the [B, heads, T, T] scores: a smaller tensor.
+        query = self._split_heads(self.query(h)) * tf.cast(depth**-0.5, h.dtype)
+        key = self._split_heads(self.key(h))
+        value = self._split_heads(self.value(h))
+        scores = tf.matmul(query, key, transpose_b=True)  # [B, heads, T_query, T_key]
+        if key_mask is None:
+            weights = tf.nn.softmax(scores)
+        else:
+            weights = masked_softmax(scores, key_mask)
+        weights = self.attention_dropout(weights, training=training)
+        context = tf.transpose(tf.matmul(weights, value), [0, 2, 1, 3])  # [B, T, heads, depth]
+        length = context.shape[1] if context.shape[1] is not None else tf.shape(context)[1]
+        return self.attention_output(tf.reshape(context, [-1, length, self.dim]))
 
     def _residual(self, x, norm, branch, training):
         if self.norm_first:
@@ -70,13 +113,14 @@ class TransformerBlock(keras.layers.Layer):
         return norm(x + self.residual_dropout(branch(x), training=training))
 
     def call(self, inputs, padding_mask=None, training=None):
-        attention_mask = None
+        key_mask = None
         if padding_mask is not None:
-            # [B, 1, S]: every query ignores padded keys (broadcast over queries, as Keras does).
-            attention_mask = tf.cast(padding_mask, tf.bool)[:, tf.newaxis, :]
+            # [B, 1, 1, T_key]: every head and query ignores padded keys. (expand_dims, not
+            # [:, None, None]: TFLite's STRIDED_SLICE rejects two new axes on a dynamic length.)
+            key_mask = tf.expand_dims(tf.expand_dims(tf.cast(padding_mask, self.compute_dtype), 1), 1)
 
         def attend(h):
-            return self.attention(h, h, attention_mask=attention_mask, training=training)
+            return self._attend(h, key_mask, training)
 
         def feed_forward(h):
             return self.ff_output(self.ff_hidden(h))

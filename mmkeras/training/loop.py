@@ -1,11 +1,24 @@
-"""Compile, fit with the standard callbacks, keep the best weights, save atomically."""
+"""Compile, fit with the standard callbacks, keep the best epoch, save atomically.
+
+Fault tolerance: BackupAndRestore saves the training state (weights, optimizer,
+epoch) to RUN_DIR/backup at the end of every epoch; the same command restarted
+after a crash, a preemption or Ctrl-C resumes at the first epoch the backup does
+not hold (work done in an unfinished epoch is redone). The callbacks below carry
+the rest across a resume: history.csv keeps each epoch once, and the best-epoch
+bookkeeping (best val_loss, early-stopping patience, best weights) continues.
+"""
+import contextlib
+import csv
+import io
 import os
+import shlex
 import sys
 
+import numpy as np
 import tf_keras as keras
 
 from mmkeras.heads import compile_args
-from mmkeras.io import atomic_path
+from mmkeras.io import atomic_path, atomic_write_text
 
 
 def compile_model(model, cfg, steps_per_epoch):
@@ -15,32 +28,121 @@ def compile_model(model, cfg, steps_per_epoch):
         t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch), alpha=0.05)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay)
     loss, loss_weights, metrics = compile_args(cfg)
+    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
                   jit_compile=t.jit_compile)
+
+
+def read_history(path, before=None):
+    """Rows of a history.csv (dicts of strings), only epochs < `before` when given."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if before is None or int(r["epoch"]) < before]
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """history.csv with one row per epoch, rewritten atomically at each epoch end.
+
+    An epoch that was running (or whose row was written but not yet backed up) when
+    the run was killed is re-run after the resume; its new row replaces any old one,
+    where CSVLogger(append=True) would list it twice.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch, **{k: float(v) for k, v in sorted((logs or {}).items())}}
+        rows = read_history(self.path, before=epoch) + [row]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(row), restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, out.getvalue())
+
+
+class BestEpoch(keras.callbacks.EarlyStopping):
+    """Early stopping on val_loss that ends training with the best epoch's weights.
+
+    The best weights are kept in memory by every worker (the same on all: val_loss is
+    reduced across replicas), so no worker has to read a file another one writes; each
+    improvement is also saved to RUN_DIR/checkpoints. BackupAndRestore restores the
+    model, not callback state: at the first epoch after a resume, the best val_loss,
+    the patience count and the best weights continue from the chief's history.csv and
+    checkpoint.
+
+    Args:
+        run: the RunDir this process writes (its `chief` holds the history to resume).
+        patience: epochs without a better val_loss before training stops.
+    """
+
+    def __init__(self, run, patience):
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        self.run = run
+        self.first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            self._continue_from(epoch)
+
+    def _continue_from(self, epoch):
+        rows = read_history(self.run.chief.history, before=epoch)
+        if not rows or not os.path.exists(self.run.chief.checkpoint):
+            return
+        losses = [float(r["val_loss"]) for r in rows]
+        best = int(np.argmin(losses))
+        self.best, self.best_epoch, self.wait = losses[best], int(rows[best]["epoch"]), len(rows) - 1 - best
+        current = self.model.get_weights()
+        self.model.load_weights(self.run.chief.checkpoint)
+        self.best_weights = self.model.get_weights()
+        self.model.set_weights(current)
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best:
+            # tf_keras picks the weights format by the ".weights.h5" suffix: the temporary keeps it.
+            tmp = self.run.checkpoint.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.run.checkpoint)
 
 
 def standard_callbacks(cfg, run):
     os.makedirs(os.path.dirname(run.checkpoint), exist_ok=True)
     return [
-        # First, so an interrupted run resumes at its last finished epoch.
-        keras.callbacks.BackupAndRestore(run.backup),
-        keras.callbacks.ModelCheckpoint(run.checkpoint, monitor="val_loss", save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.training.early_stopping_patience),
         keras.callbacks.TensorBoard(run.logs),
-        keras.callbacks.CSVLogger(run.history, append=True),
+        BestEpoch(run, cfg.training.early_stopping_patience),
+        EpochHistory(run.history),
+        # Last: an epoch counts as finished (not redone after a resume) only once
+        # the callbacks above have recorded it.
+        keras.callbacks.BackupAndRestore(run.backup),
     ]
 
 
 def fit(model, train_ds, val_ds, cfg, run):
-    """Train, then restore the best validation epoch's weights."""
+    """Train (resuming from RUN_DIR/backup if it holds a state); ends with the best epoch's weights."""
     # The progress bar redraws in place on a terminal; one line per epoch in logs.
     verbose = 1 if sys.stdout.isatty() else 2
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.training.epochs,
-                        callbacks=standard_callbacks(cfg, run), verbose=verbose)
-    if os.path.exists(run.checkpoint):
-        model.load_weights(run.checkpoint)
-    return history
+    return model.fit(train_ds, validation_data=val_ds, epochs=cfg.training.epochs,
+                     callbacks=standard_callbacks(cfg, run), verbose=verbose)
+
+
+@contextlib.contextmanager
+def resume_hint(run):
+    """On Ctrl-C, print the command that resumes the run (the one that was interrupted)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run.chief is run:
+            backed_up = os.path.isdir(run.backup) and os.listdir(run.backup)
+            what = "resumes from the last finished epoch" if backed_up else "starts again (no epoch finished)"
+            print(f"\nThe same command {what}:\n  cd {shlex.quote(os.getcwd())} && {shlex.join(sys.orig_argv)}",
+                  file=sys.stderr)
+        raise
 
 
 def save_model(model, path):
