@@ -89,6 +89,15 @@ def test_cli_config_error_is_one_line_exit_2(tiny_data, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_debug_flag_shows_the_traceback(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    raw["trainig"] = {}
+    path = write(tmp_path, raw)
+    proc = subprocess.run([sys.executable, "train.py", "--config", path, "--debug"],
+                          capture_output=True, text=True, cwd=_repo())
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
 def _repo():
     import os
 
