@@ -3,8 +3,10 @@
     python train.py                                   # configs/demo.yaml → runs/demo
     python train.py --config CFG.yaml [--output DIR] [--set training.epochs=3 ...]
 
-Reads top to bottom: config → data → preprocessing → strategy → model → fit →
-evaluate. Everything it writes lands in the run directory (see README).
+Reads top to bottom: config → strategy → data → preprocessing → model → fit →
+evaluate. Everything it writes lands in the run directory (see README). Several
+workers (TF_CONFIG or SLURM) run the same command; only the chief writes the
+run directory, and a killed run resumes when the same command is run again.
 """
 import argparse
 import sys
@@ -13,25 +15,41 @@ from mmkeras.cli import quiet_tensorflow, run_cli
 
 
 def main(args):
-    from mmkeras.config import load_config, save_config
+    from mmkeras.config import load_config
 
     cfg = load_config(args.config, args.set)  # before TensorFlow loads: config errors answer at once
+    import tensorflow as tf
     import tf_keras as keras
 
-    from mmkeras.data.pipeline import make_dataset
+    from mmkeras.run_dir import RunDir
+    from mmkeras.training.strategy import Worker, make_strategy, set_precision
+
+    # The strategy before any other TensorFlow op: multi-worker collectives are set up at startup.
+    strategy = make_strategy(cfg.training.strategy)
+    worker = Worker.of(strategy)
+    policy = set_precision(cfg.training.mixed_precision)  # before any layer is built
+    print(f"strategy: {type(strategy).__name__}, {worker.replicas} replica(s) in {worker.workers} worker(s), "
+          f"batch {worker.per_replica_batch(cfg.training.batch_size)} per replica, precision {policy}")
+    shared = RunDir(args.output or f"runs/{cfg.name}")
+    if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief):
+        print(f"resuming the interrupted run in {shared.path} from its backup")
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(cfg.training.seed)
+    with shared.for_worker(worker) as run:
+        if run is not shared:
+            print(f"{worker.name}: the chief writes {shared.path}; this worker writes {run.path} (removed at exit)")
+        train(cfg, strategy, worker, run)
+
+
+def train(cfg, strategy, worker, run):
+    from mmkeras.config import save_config
     from mmkeras.data.preprocessing import Preprocessing, load_splits
     from mmkeras.data.records import BadRecordLog
     from mmkeras.evaluation.report import evaluate_run, summary_lines
-    from mmkeras.heads import head_targets
     from mmkeras.model import build_model
-    from mmkeras.run_dir import RunDir
-    from mmkeras.training.loop import compile_model, fit, save_model
-    from mmkeras.training.strategy import make_strategy
-
-    run = RunDir(args.output or f"runs/{cfg.name}")
-    if run.prepare(overwrite=args.overwrite):
-        print(f"resuming the interrupted run in {run.path} from its backup")
-    keras.utils.set_random_seed(cfg.training.seed)
+    from mmkeras.training.inputs import fit_inputs, steps_per_epoch
+    from mmkeras.training.loop import compile_model, fit, resume_hint, save_model
 
     # Data: every record validated up front; bad ones skipped and listed, or an error.
     log = BadRecordLog(cfg.data.on_bad_record)
@@ -46,25 +64,19 @@ def main(args):
     prep.save(run.path)
     save_config(cfg, run.config)
 
-    def dataset(name, training):
-        targets = head_targets(splits[name], cfg, prep.labels)
-        return make_dataset(splits[name], prep.handlers, cfg.data, cfg.training.batch_size,
-                            training=training, targets=targets, seed=cfg.training.seed)
-
-    train_ds, val_ds = dataset("train", True), dataset("validation", False)
-    steps = -(-len(splits["train"]) // cfg.training.batch_size)
-
-    strategy = make_strategy(cfg.training.strategy)
+    # Each worker reads its own share of the records; the global batch is split across replicas.
+    inputs = fit_inputs(strategy, worker, splits, cfg, prep)
     with strategy.scope():
         model = build_model(cfg, prep)
-        compile_model(model, cfg, steps)
-    fit(model, train_ds, val_ds, cfg, run)
-    save_model(model, run.model)
+        compile_model(model, cfg, steps_per_epoch(len(splits["train"]), cfg.training.batch_size))
+    with resume_hint(run):
+        fit(model, inputs, cfg, run)
+    save_model(model, run.model)  # on every worker: saving reads replicated variables collectively
 
     if "test" in splits:
         result = evaluate_run(run, cfg, prep, model, splits["test"], "test")
         print("\n".join(["test:"] + summary_lines(result)))
-    print(f"run directory: {run.path}")
+    print(f"run directory: {run.chief.path}")
 
 
 def parse_args(argv=None):
@@ -74,6 +86,8 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. training.epochs=3 or inputs.image.size=[32,32]")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="bit-identical reruns on the same machine (slower input pipeline and ops)")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for user errors")
     return parser.parse_args(argv)
 

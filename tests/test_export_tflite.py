@@ -164,8 +164,8 @@ def test_gpu_compatibility_names_the_audio_front_end(results):
 
 def test_metadata_gives_the_app_everything(ctx, converted, tmp_path):
     model_path = tflite.save_tflite(ctx, str(tmp_path), "int8", converted["int8"])
-    assert os.path.basename(model_path) == "tiny_int8.tflite"
-    meta = json.loads((tmp_path / "tiny_int8.json").read_text())
+    assert os.path.relpath(model_path, tmp_path) == os.path.join("tflite", "tiny_int8.tflite")
+    meta = json.loads((tmp_path / "tflite" / "tiny_int8.json").read_text())
     inputs = {i["name"]: i for i in meta["inputs"]}
     text = ctx.prep.handlers[[h.name for h in ctx.prep.handlers].index("text")]
     assert inputs["text"]["preprocessing"]["vocab"] == text.state["vocab"]
@@ -176,7 +176,7 @@ def test_metadata_gives_the_app_everything(ctx, converted, tmp_path):
     assert inputs["stats"]["preprocessing"]["columns"] == ["x1", "x2"]
     assert meta["outputs"][0]["labels"] == ctx.prep.labels["label"]
     assert "quantization" in meta["outputs"][0]
-    assert sorted(os.listdir(tmp_path)) == ["tiny_int8.json", "tiny_int8.tflite"]  # no temporary left
+    assert sorted(os.listdir(tmp_path / "tflite")) == ["tiny_int8.json", "tiny_int8.tflite"]  # no temporary left
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -66,4 +66,6 @@ class NumericModality(Modality):
     def preprocess(self, x):
         # Stored as layer weights so the exported graph standardises by itself.
         variance = [max(v, 1e-12) for v in self.state["variance"]]
-        return keras.layers.Normalization(mean=self.state["mean"], variance=variance, name=f"{self.name}_normalize")(x)
+        # float32 even under mixed precision: raw columns can be large (bfloat16 keeps 8 bits).
+        return keras.layers.Normalization(mean=self.state["mean"], variance=variance, dtype="float32",
+                                          name=f"{self.name}_normalize")(x)

@@ -36,7 +36,7 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         split: a validated `Split`.
         handlers: modality handlers with their fitted state, in input order.
         data_cfg: the config's `data` section (cache, shuffle buffer).
-        batch_size: the global batch size.
+        batch_size: records per batch (mmkeras.training.inputs shards and re-batches per replica).
         training: shuffle and random crops when True; fixed order otherwise.
         targets: output name → numpy targets, or None for inputs only.
     """
@@ -46,10 +46,6 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         features[presence_key(h.name)] = split.presence[h.name].reshape(-1, 1)
     elements = (features, targets) if targets is not None else (features,)
     ds = tf.data.Dataset.from_tensor_slices(elements)
-    options = tf.data.Options()
-    # Records are rows of one in-memory index, not files: shard by element across workers.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    ds = ds.with_options(options)
     cache = should_cache(data_cfg, handlers, len(split))
     buffer = min(len(split), data_cfg.shuffle_buffer)
     if training and not cache:

@@ -40,17 +40,17 @@ class AttentionFusion(FusionLayer):
         # === Layers ===
         # ff_dim = 2·dim, not the usual 4·dim: there are only M + 1 tokens and data is small.
         self.blocks = [
-            TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}")
+            TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}", dtype=self.dtype_policy)
             for i in range(layers)
         ]
         # Pre-LN blocks leave the residual stream unnormalised.
-        self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")
+        self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         dims = embedding_dims(input_shape)
         self.projections = []
         for i, d in enumerate(dims):
-            projection = keras.layers.Dense(self.dim, name=f"projection_{i}")
+            projection = keras.layers.Dense(self.dim, name=f"projection_{i}", dtype=self.dtype_policy)
             projection.build((None, d))
             self.projections.append(projection)
         self.modality_embeddings = self.add_weight(

@@ -50,7 +50,7 @@ class FusionLayer(keras.layers.Layer):
         check_rate("dropout", dropout)
         self.dim = dim
         self.dropout = dropout
-        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout", dtype=self.dtype_policy)
 
     def call(self, embeddings, presence, training=None):
         embeddings = list(embeddings)

@@ -37,10 +37,11 @@ class BilinearFusion(FusionLayer):
                 self.rank * self.dim,
                 bias_initializer=keras.initializers.RandomNormal(stddev=0.1),
                 name=f"factor_{i}",
+                dtype=self.dtype_policy,
             )
             factor.build((None, d))
             # Normalising each factor keeps the product of M factors at unit scale.
-            norm = keras.layers.LayerNormalization(epsilon=1e-6, name=f"factor_norm_{i}")
+            norm = keras.layers.LayerNormalization(epsilon=1e-6, name=f"factor_norm_{i}", dtype=self.dtype_policy)
             norm.build((None, self.rank, self.dim))
             self.factors.append(factor)
             self.factor_norms.append(norm)

@@ -21,7 +21,7 @@ class ConcatFusion(FusionLayer):
 
     def __init__(self, dim=128, dropout=0.1, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
-        self.projection = keras.layers.Dense(dim, activation="relu", name="projection")
+        self.projection = keras.layers.Dense(dim, activation="relu", name="projection", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         dims = embedding_dims(input_shape)

@@ -26,10 +26,10 @@ class GatedFusion(FusionLayer):
         dims = embedding_dims(input_shape)
         self.transforms = []
         for i, d in enumerate(dims):
-            transform = keras.layers.Dense(self.dim, activation="tanh", name=f"transform_{i}")
+            transform = keras.layers.Dense(self.dim, activation="tanh", name=f"transform_{i}", dtype=self.dtype_policy)
             transform.build((None, d))
             self.transforms.append(transform)
-        self.gate = keras.layers.Dense(len(dims), name="gate")
+        self.gate = keras.layers.Dense(len(dims), name="gate", dtype=self.dtype_policy)
         self.gate.build((None, sum(dims) + len(dims)))
         super().build(input_shape)
 

@@ -64,16 +64,16 @@ class TransformerBlock(keras.layers.Layer):
         # === Layers ===
         # Plain Dense projections (FULLY_CONNECTED in TFLite: per-channel int8 weights) with
         # reshape/transpose to heads, rather than EinsumDense.
-        self.query = keras.layers.Dense(dim, name="query")
-        self.key = keras.layers.Dense(dim, name="key")
-        self.value = keras.layers.Dense(dim, name="value")
-        self.attention_output = keras.layers.Dense(dim, name="attention_output")
-        self.attention_dropout = keras.layers.Dropout(dropout)
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
-        self.ff_hidden = keras.layers.Dense(ff_dim, activation="gelu", name="ff_hidden")
-        self.ff_output = keras.layers.Dense(dim, name="ff_output")
-        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
-        self.residual_dropout = keras.layers.Dropout(dropout)
+        self.query = keras.layers.Dense(dim, name="query", dtype=self.dtype_policy)
+        self.key = keras.layers.Dense(dim, name="key", dtype=self.dtype_policy)
+        self.value = keras.layers.Dense(dim, name="value", dtype=self.dtype_policy)
+        self.attention_output = keras.layers.Dense(dim, name="attention_output", dtype=self.dtype_policy)
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm", dtype=self.dtype_policy)
+        self.ff_hidden = keras.layers.Dense(ff_dim, activation="gelu", name="ff_hidden", dtype=self.dtype_policy)
+        self.ff_output = keras.layers.Dense(dim, name="ff_output", dtype=self.dtype_policy)
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm", dtype=self.dtype_policy)
+        self.residual_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         # Built here, not on first call, so a reloaded block has its weights before it is called.

@@ -1,1 +1,1 @@
-"""Strategy selection, callbacks and the fit loop glue."""
+"""Strategy selection, per-worker input pipelines, callbacks (backup, best epoch, history) and the fit loop."""

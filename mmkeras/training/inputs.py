@@ -1,20 +1,22 @@
-"""Input pipelines for model.fit under any strategy: each worker reads its own share of the records.
+"""Input pipelines for model.fit under any strategy.
 
-Each worker builds its pipeline over every W-th validated record (W workers),
-before any file is decoded, batched by the global batch size, with tf.data
-auto-sharding off. tf.distribute splits each of a worker's batches into W × R
-pieces (R replicas per worker) and feeds R of them per step, so one step consumes
-`training.batch_size` records over the cluster and an epoch reads every record
-once; the last, partial batch is handled by tf.distribute (an empty batch for a
-worker whose share ran out one batch early). Auto-sharding by data
-(AutoShardPolicy.DATA) would instead decode every record on every worker and
-needs the record order identical on all of them, which parallel,
-non-deterministic decoding does not give.
+`training.batch_size` is the global batch. With one replica the split is simply
+batched by it. With several (MirroredStrategy, MultiWorkerMirroredStrategy), each
+worker builds its own pipeline over every W-th record (W workers) before any file
+is decoded (`strategy.distribute_datasets_from_function`), and cuts one pass over
+its share into exactly `steps × R` per-replica batches (R replicas per worker) of
+as equal sizes as possible: every worker takes the same number of steps, every
+record is read once per epoch, and no replica ever gets an empty batch. (A
+tf.distribute split of a last, partial batch can leave a replica empty, and
+TF 2.21's CPU convolutions return wrong shapes for an empty batch.) Auto-sharding
+by data (AutoShardPolicy.DATA) would instead decode every record on every worker
+and needs the record order identical on all of them, which parallel decoding does
+not give.
 """
 import numpy as np
-import tensorflow as tf
 
 from mmkeras.data.pipeline import make_dataset
+from mmkeras.errors import DataError
 from mmkeras.heads import head_targets
 
 
@@ -23,29 +25,51 @@ def shard(split, index, count):
     return split if count == 1 else split.subset(np.arange(index, len(split), count))
 
 
-def worker_dataset(worker, split, cfg, prep, training):
-    """This worker's share of `split` as a dataset for `model.fit`.
+def even_sizes(n, parts):
+    """`parts` batch sizes summing to `n` that differ by at most one, larger first."""
+    return [n // parts + (i < n % parts) for i in range(parts)]
+
+
+def steps_per_epoch(n_records, global_batch):
+    return -(-n_records // global_batch)
+
+
+def distributed_dataset(strategy, worker, split, cfg, prep, training):
+    """`split` as model.fit input under `strategy` → (dataset, steps per epoch, or None for one replica).
 
     Args:
-        worker: this process's `Worker` (its index among the workers).
+        strategy: the tf.distribute strategy training runs under.
+        worker: this process's `Worker` (workers and replicas in the cluster).
         split: the validated records.
         cfg: the run's Config; `training.batch_size` is the global batch.
         prep: fitted Preprocessing (handlers, label names).
         training: shuffle and random crops when True.
     """
-    part = shard(split, worker.index, worker.workers)
-    ds = make_dataset(part, prep.handlers, cfg.data, cfg.training.batch_size, training=training,
-                      targets=head_targets(part, cfg, prep.labels), seed=cfg.training.seed)
-    if worker.workers == 1:
-        return ds
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    # Keras takes a known cardinality as the steps per epoch, but a worker's share holds 1/W of
-    # the steps' batches: with an unknown one it runs until the shares (synchronised) run out.
-    return ds.with_options(options).filter(lambda *_: True)
+    global_batch = cfg.training.batch_size
+
+    def pipeline(records, batch_size):
+        return make_dataset(records, prep.handlers, cfg.data, batch_size, training=training,
+                            targets=head_targets(records, cfg, prep.labels), seed=cfg.training.seed)
+
+    if worker.replicas == 1:
+        return pipeline(split, global_batch), None
+    steps = steps_per_epoch(len(split), global_batch)
+    per_worker = worker.replicas // worker.workers
+    if len(split) // worker.workers < steps * per_worker:
+        raise DataError(f"{split.manifest}: {len(split)} records cannot give each of {worker.replicas} replicas "
+                        f"a batch in each of {steps} steps; use more records or fewer replicas")
+
+    def dataset_fn(context):
+        part = shard(split, context.input_pipeline_id, context.num_input_pipelines)
+        sizes = even_sizes(len(part), steps * per_worker)
+        # Repeated: Keras keeps one iterator over all epochs of a distributed dataset.
+        return pipeline(part, max(sizes)).rebatch(sizes).repeat()
+
+    return strategy.distribute_datasets_from_function(dataset_fn), steps
 
 
-def steps_per_epoch(n_records, worker, global_batch):
-    """Training steps in one epoch: the largest worker share over one worker's part of the batch."""
-    largest_share = -(-n_records // worker.workers)
-    return -(-largest_share * worker.workers // global_batch)
+def fit_inputs(strategy, worker, splits, cfg, prep):
+    """model.fit's data arguments for the train and validation splits."""
+    x, steps = distributed_dataset(strategy, worker, splits["train"], cfg, prep, training=True)
+    val, val_steps = distributed_dataset(strategy, worker, splits["validation"], cfg, prep, training=False)
+    return {"x": x, "steps_per_epoch": steps, "validation_data": val, "validation_steps": val_steps}

@@ -123,25 +123,27 @@ def standard_callbacks(cfg, run):
     ]
 
 
-def fit(model, train_ds, val_ds, cfg, run):
-    """Train (resuming from RUN_DIR/backup if it holds a state); ends with the best epoch's weights."""
+def fit(model, inputs, cfg, run):
+    """Train (resuming from RUN_DIR/backup if it holds a state); ends with the best epoch's weights.
+
+    Args:
+        inputs: model.fit's data arguments (see `mmkeras.training.inputs.fit_inputs`).
+    """
     # The progress bar redraws in place on a terminal; one line per epoch in logs.
     verbose = 1 if sys.stdout.isatty() else 2
-    return model.fit(train_ds, validation_data=val_ds, epochs=cfg.training.epochs,
-                     callbacks=standard_callbacks(cfg, run), verbose=verbose)
+    return model.fit(**inputs, epochs=cfg.training.epochs, callbacks=standard_callbacks(cfg, run), verbose=verbose)
 
 
 @contextlib.contextmanager
 def resume_hint(run):
-    """On Ctrl-C, print the command that resumes the run (the one that was interrupted)."""
+    """On Ctrl-C, print the command that resumes the run: the one that was interrupted (on every worker)."""
     try:
         yield
     except KeyboardInterrupt:
-        if run.chief is run:
-            backed_up = os.path.isdir(run.backup) and os.listdir(run.backup)
-            what = "resumes from the last finished epoch" if backed_up else "starts again (no epoch finished)"
-            print(f"\nThe same command {what}:\n  cd {shlex.quote(os.getcwd())} && {shlex.join(sys.orig_argv)}",
-                  file=sys.stderr)
+        backed_up = os.path.isdir(run.backup) and os.listdir(run.backup)
+        what = "resumes from the last finished epoch" if backed_up else "starts again (no epoch finished)"
+        print(f"\nThe same command {what}:\n  cd {shlex.quote(os.getcwd())} && {shlex.join(sys.orig_argv)}",
+              file=sys.stderr)
         raise
 
 

@@ -11,7 +11,7 @@ import shutil
 import tensorflow as tf
 import tf_keras as keras
 
-from mmkeras.errors import ConfigError
+from mmkeras.errors import ConfigError, UserError
 
 
 def _one_device():
@@ -33,9 +33,12 @@ def _in_slurm_step():
 
 
 def _slurm_resolver():
-    # The resolver counts GPUs with nvidia-smi unless told; on CPU nodes there is none to run.
-    has_gpu_info = "CUDA_VISIBLE_DEVICES" in os.environ or shutil.which("nvidia-smi")
-    return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=None if has_gpu_info else 0)
+    # SlurmClusterResolver pairs each task with GPUs (and sets CUDA_VISIBLE_DEVICES); it lists no
+    # task at all on nodes without GPUs (TF 2.21), so there TF_CONFIG must describe the cluster.
+    if "CUDA_VISIBLE_DEVICES" not in os.environ and not shutil.which("nvidia-smi"):
+        raise UserError("SLURM job step without GPUs: SlurmClusterResolver needs GPUs; set TF_CONFIG "
+                        "in each task instead (see docs/distributed.md)")
+    return tf.distribute.cluster_resolver.SlurmClusterResolver()
 
 
 def _multi_worker():
@@ -75,7 +78,6 @@ class Worker:
 
     Args:
         name: task type and index, e.g. "worker 1" ("" in a single-process run).
-        index: position among the workers (0 to workers - 1); picks this worker's share of the data.
         workers: processes training together, each with its own input pipeline.
         replicas: model replicas across all workers; the global batch is split among them.
         is_chief: the one process that writes the run directory.
@@ -84,7 +86,6 @@ class Worker:
     """
 
     name: str
-    index: int
     workers: int
     replicas: int
     is_chief: bool
@@ -95,13 +96,11 @@ class Worker:
         multi = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         resolver = strategy.cluster_resolver if multi else None
         spec = resolver.cluster_spec().as_dict() if resolver else {}
-        # Training tasks in tf.distribute's order: the chief (if any) first, then the workers.
-        tasks = [(job, i) for job in ("chief", "worker") for i in range(len(spec.get(job, [])))]
-        if len(tasks) < 2:
-            return cls("", 0, 1, strategy.num_replicas_in_sync, True)
-        me = (resolver.task_type, resolver.task_id)
+        workers = len(spec.get("chief", [])) + len(spec.get("worker", []))
+        if workers < 2:
+            return cls("", 1, strategy.num_replicas_in_sync, True)
         # should_checkpoint is tf.distribute's own chief test (the chief task, else worker 0).
-        return cls(" ".join(map(str, me)), tasks.index(me), len(tasks), strategy.num_replicas_in_sync,
+        return cls(f"{resolver.task_type} {resolver.task_id}", workers, strategy.num_replicas_in_sync,
                    strategy.extended.should_checkpoint)
 
     def per_replica_batch(self, global_batch):
