@@ -37,7 +37,7 @@ def _slurm_resolver():
     # task at all on nodes without GPUs (TF 2.21), so there TF_CONFIG must describe the cluster.
     if "CUDA_VISIBLE_DEVICES" not in os.environ and not shutil.which("nvidia-smi"):
         raise UserError("SLURM job step without GPUs: SlurmClusterResolver needs GPUs; set TF_CONFIG "
-                        "in each task instead (see docs/distributed.md)")
+                        "in each task instead (see the README, 'Several machines')")
     return tf.distribute.cluster_resolver.SlurmClusterResolver()
 
 
