@@ -204,3 +204,25 @@ def test_wordpiece_tokenizer_normalises_pads_and_truncates():
     assert ids[1].tolist() == [0] * 5
     assert 0 not in ids[2]
     assert tok(tf.constant("cat")).shape == (5,)
+
+
+def test_csv_row_with_wrong_field_count_is_a_bad_record(tmp_path):
+    from mmkeras.data.manifest import BadRow, read_manifest
+
+    path = tmp_path / "m.csv"
+    path.write_text("text,label\nhello,a\n\"unclosed, b\nfine,c,extra\n")
+    rows = list(read_manifest(str(path)))
+    assert rows[0] == (2, {"text": "hello", "label": "a"})
+    bad = [(line, r.reason) for line, r in rows if isinstance(r, BadRow)]
+    assert bad and all("expected 2 fields" in reason for _, reason in bad)
+
+
+def test_audio_crop_is_random_in_training_and_centred_otherwise():
+    from mmkeras.data.audio import fit_length
+
+    wave = tf.range(100, dtype=tf.float32)
+    assert fit_length(wave, 10, training=False).numpy().tolist() == list(range(45, 55))
+    starts = {int(fit_length(wave, 10, training=True)[0]) for _ in range(30)}
+    assert len(starts) > 5 and min(starts) >= 0 and max(starts) <= 90
+    padded = fit_length(tf.ones([4]), 10, training=True).numpy()
+    assert padded.tolist() == [1.0] * 4 + [0.0] * 6

@@ -117,3 +117,17 @@ def test_finished_run_is_not_clobbered(trained):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: {out} already holds a trained run (model.keras); "
         "pass --overwrite to replace it or --output to train elsewhere")
+
+
+def test_model_files_cannot_run_code(tmp_path):
+    """safe_mode: a .keras file with a Lambda layer (arbitrary Python) is refused, not executed."""
+    import tf_keras as keras
+
+    from mmkeras.training.loop import load_model
+
+    x = keras.Input((2,))
+    model = keras.Model(x, keras.layers.Lambda(lambda t: t * 2)(x))
+    path = str(tmp_path / "evil.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="(?i)unsafe|safe_mode"):
+        load_model(path)
