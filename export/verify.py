@@ -13,7 +13,11 @@ import statistics
 import time
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
 from ai_edge_litert.interpreter import Interpreter
+
+from export.saved_model import keras_output
 
 from mmkeras.errors import UserError
 from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
@@ -181,16 +185,10 @@ class SavedModelRunner:
     """
 
     def __init__(self, path, ctx):
-        import tensorflow as tf
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
-
-        from export.saved_model import keras_output
-
-        self._tf, self._keras_output = tf, keras_output
         self.signature = tf.saved_model.load(path).signatures["serving_default"]
         self.outputs = ctx.cfg.outputs
         self.size_bytes = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
     def __call__(self, raw):
-        served = self.signature(**{k: self._tf.constant(v) for k, v in raw.items()})
-        return {o.name: np.asarray(self._keras_output(o, served)) for o in self.outputs}
+        served = self.signature(**{k: tf.constant(v) for k, v in raw.items()})
+        return {o.name: np.asarray(keras_output(o, served)) for o in self.outputs}
