@@ -33,10 +33,9 @@ def main(args):
 
     from export.context import ExportContext
     from export.report import write_report
-    from export.saved_model import raw_example, save_serving_model, save_tensor_model
-    from export.tflite import (QUANTIZATIONS, convert, inspect_tflite, op_summary, quantization_config,
-                               representative_dataset, save_tflite, signature_input_names)
-    from export.verify import LiteRTRunner, SavedModelRunner, verify_variant
+    from export.saved_model import raw_example, save_serving_model
+    from export.tflite import QUANTIZATIONS
+    from export.verify import SavedModelRunner, verify_variant
 
     step(f"loading {args.run_dir}")
     ctx = ExportContext(args.run_dir)
@@ -56,7 +55,7 @@ def main(args):
     samples = ctx.samples(eval_split)
     keras_outputs = [ctx.keras_predict(x) for x, _ in samples]
     step(f"verifying on {len(samples)} {eval_split} records")
-    results = {}
+    results, frontends = {}, {}
 
     if "saved_model" in formats:
         validation = ctx.split("validation")
@@ -71,26 +70,52 @@ def main(args):
         _print_result(results["saved_model"])
 
     if "tflite" in formats:
-        with tempfile.TemporaryDirectory() as tmp:
-            tensor_model = save_tensor_model(ctx, os.path.join(tmp, "tensor_model"))
-            calibration = None
-            if "int8" in quantize:
-                calibration = representative_dataset(ctx.samples("train", n_calibration),
-                                                      signature_input_names(tensor_model))
-            for name in quantize:
-                step(f"tflite {name}: converting")
-                config = quantization_config(name, calibration)
-                model_bytes = convert(tensor_model, config)
-                op_summary(model_bytes, name)  # refuses Flex and custom ops
-                path = save_tflite(ctx, export_dir, name, model_bytes)
-                results[name] = {**verify_variant(LiteRTRunner(model_bytes), samples, keras_outputs, ctx, name),
-                                 **inspect_tflite(model_bytes, config), "path": os.path.relpath(path, export_dir)}
-                _print_result(results[name])
+        frontends = export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outputs, results)
 
     meta = {"model": ctx.cfg.name, "run_dir": ctx.run.path, "split": eval_split, "samples": len(samples),
             "calibration_samples": n_calibration if "int8" in quantize else 0, "threads": 1}
-    for path in write_report(export_dir, results, meta):
+    for path in write_report(export_dir, results, meta, frontends):
         step(f"wrote {path}")
+
+
+def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outputs, results):
+    """Convert, save and verify each input's float front-end, then every TFLite variant (into `results`).
+
+    Returns the front-ends' verification results (input name → size, latency, parity, ops).
+    """
+    from export.saved_model import save_tensor_model
+    from export.tflite import (convert, inspect_tflite, quantization_config, representative_dataset,
+                               save_frontend, save_tflite, signature_input_names)
+    from export.verify import LiteRTRunner, TFLitePipeline, verify_frontend, verify_variant
+
+    float32 = quantization_config("float32")
+    frontends, frontend_results = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, keras_frontend in ctx.frontend_models.items():
+            step(f"tflite {name} front-end (float32): converting")
+            model_bytes = convert(save_tensor_model(keras_frontend, os.path.join(tmp, f"{name}_frontend")), float32)
+            path = save_frontend(ctx, export_dir, name, model_bytes)
+            frontends[name] = LiteRTRunner(model_bytes)
+            frontend_results[name] = {**verify_frontend(frontends[name], keras_frontend, samples, name),
+                                      **inspect_tflite(model_bytes, float32), "path": os.path.relpath(path, export_dir)}
+            step(f"  {name} front-end: {len(model_bytes) / 1024:.1f} KB, "
+                 f"{frontend_results[name]['latency_ms']:.2f} ms, max |diff| {frontend_results[name]['max_abs_diff']:.1e}")
+        tensor_model = save_tensor_model(ctx.tflite_model, os.path.join(tmp, "tensor_model"))
+        calibration = None
+        if "int8" in quantize:
+            train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
+            calibration = representative_dataset(train, signature_input_names(tensor_model))
+        for name in quantize:
+            step(f"tflite {name}: converting")
+            config = quantization_config(name, calibration)
+            model_bytes = convert(tensor_model, config)
+            details = inspect_tflite(model_bytes, config)  # refuses Flex and custom ops before saving
+            path = save_tflite(ctx, export_dir, name, model_bytes)
+            runner = TFLitePipeline(LiteRTRunner(model_bytes), frontends)
+            results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
+                             "path": os.path.relpath(path, export_dir)}
+            _print_result(results[name])
+    return frontend_results
 
 
 def _print_result(result):

@@ -3,6 +3,7 @@
 Nothing here retrains: everything comes from RUN_DIR (config.yaml, labels.json,
 vocab/, preprocessing.json, model.keras).
 """
+import functools
 import os
 
 import numpy as np
@@ -16,6 +17,16 @@ from mmkeras.errors import UserError
 from mmkeras.heads import head_targets
 from mmkeras.run_dir import RunDir
 from mmkeras.training.loop import load_model
+
+
+def features_key(name):
+    """TFLite input name of what input `name`'s float front-end computes (e.g. `speech_features`)."""
+    return f"{name}_features"
+
+
+def input_specs(model):
+    """A dict-input Keras model's inputs → (shape without batch, dtype name), in input order."""
+    return {name: (tuple(t.shape[1:]), t.dtype.name) for name, t in model.input.items()}
 
 
 class ExportContext:
@@ -40,12 +51,42 @@ class ExportContext:
         # Only the main heads ship: auxiliary per-modality heads exist for training.
         self.inference_model = keras.Model(
             model.input, {name: model.get_layer(name).output for name in self.output_names}, name="mmkeras")
+        # Inputs whose in-model front-end ships as its own float TFLite model: input name → layer.
+        self.frontend_layers = {h.name: self.inference_model.get_layer(h.float_frontend())
+                                for h in self.prep.handlers if h.float_frontend()}
         self._splits = None
 
     @property
     def input_specs(self):
         """Model input name → (shape without batch, dtype name), in model input order."""
-        return {t.name.split(":")[0]: (tuple(t.shape[1:]), t.dtype.name) for t in self.inference_model.inputs}
+        return input_specs(self.inference_model)
+
+    @functools.cached_property
+    def tflite_model(self):
+        """The inference model cut after each float front-end: TFLite variants convert from this.
+
+        It takes `<name>_features` (the front-end's output, e.g. log-mel) instead of input `name`;
+        the other inputs are unchanged. Layers and weights are the trained model's own.
+        """
+        inputs = dict(self.inference_model.input)
+        for name, layer in self.frontend_layers.items():
+            del inputs[name]
+            inputs[features_key(name)] = layer.output
+        return keras.Model(inputs, self.inference_model.output, name="mmkeras_tflite")
+
+    @functools.cached_property
+    def frontend_models(self):
+        """Input name → the Keras model of its float front-end alone ({name: raw} → {`<name>_features`})."""
+        return {name: keras.Model({name: self.inference_model.input[name]}, {features_key(name): layer.output},
+                                  name=f"{name}_frontend")
+                for name, layer in self.frontend_layers.items()}
+
+    def tflite_inputs(self, inputs):
+        """One batch of model inputs → the TFLite models' inputs (front-ends applied in Keras)."""
+        out = dict(inputs)
+        for name, frontend in self.frontend_models.items():
+            out.update({k: np.asarray(v) for k, v in frontend({name: out.pop(name)}).items()})
+        return out
 
     def split(self, name):
         if self._splits is None:

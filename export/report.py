@@ -1,11 +1,12 @@
 """The export report: report.json (every number), report.md (one table), report.png (trade-offs).
 
 `results` maps each TFLite variant to `verify.verify_variant(...)` merged with
-`tflite.inspect_tflite(...)` ({"ops", "float_ops", "gpu"}).
+`tflite.inspect_tflite(...)` ({"ops", "float_ops", "gpu"}); `frontends` maps each
+input with a float front-end to `verify.verify_frontend(...)` merged likewise.
 
 Example:
     write_report("runs/demo/export", {"float32": {...}, "int8": {...}},
-                 {"model": "demo", "split": "test", "samples": 190})
+                 {"model": "demo", "split": "test", "samples": 190}, {"speech": {...}})
 """
 import os
 
@@ -15,17 +16,19 @@ from mmkeras.io import atomic_path, atomic_write_json, atomic_write_text
 REFERENCE = "float32"  # ratios are relative to the unquantised model
 
 
-def write_report(export_dir, results, meta):
+def write_report(export_dir, results, meta, frontends=None):
     """Write report.json, report.md and report.png into `export_dir`; returns their paths.
 
     Args:
         export_dir: folder to write into.
         results: variant name → verification result (see the module docstring).
         meta: facts about the run shown above the table (model, split, samples, ...).
+        frontends: input name → its float front-end's verification result (none without audio).
     """
+    frontends = frontends or {}
     paths = [os.path.join(export_dir, f"report.{ext}") for ext in ("json", "md", "png")]
-    atomic_write_json(paths[0], {"meta": meta, "variants": results})
-    atomic_write_text(paths[1], markdown(results, meta))
+    atomic_write_json(paths[0], {"meta": meta, "frontends": frontends, "variants": results})
+    atomic_write_text(paths[1], markdown(results, meta, frontends))
     plot(results, paths[2])
     return paths
 
@@ -60,6 +63,15 @@ def _float_ops(result):
     return ", ".join(f"{op}×{n}" if n > 1 else op for op, n in ops.items()) or "none"
 
 
+def _model_latency(result):
+    """Latency of the variant's own file (without front-ends); the SavedModel has only end-to-end."""
+    return result.get("model_latency_ms", result["latency_ms"])
+
+
+def _model_ms(result):
+    return f"{result['model_latency_ms']:.3f}" if "model_latency_ms" in result else "—"
+
+
 # (header, cell(result, float32 result)) per column of report.md.
 COLUMNS = [
     ("variant", lambda r, ref: r["variant"]),
@@ -69,14 +81,15 @@ COLUMNS = [
     ("agreement", lambda r, ref: _agreement(r)),
     ("max diff", lambda r, ref: f"{r['max_abs_diff']:.1e}"),
     ("latency ms", lambda r, ref: f"{r['latency_ms']:.3f}"),
-    ("latency vs float32", lambda r, ref: _ratio(r["latency_ms"], ref and ref["latency_ms"])),
+    ("model ms", lambda r, ref: _model_ms(r)),
+    ("model latency vs float32", lambda r, ref: _ratio(_model_latency(r), ref and _model_latency(ref))),
     ("GPU delegate", lambda r, ref: _gpu(r)),
     ("float ops in int8", lambda r, ref: _float_ops(r)),
 ]
 
 
-def markdown(results, meta):
-    """report.md: run facts, the Keras reference, one table row per variant, GPU warnings."""
+def markdown(results, meta, frontends=None):
+    """report.md: run facts, the Keras reference, the front-ends, one table row per variant, GPU warnings."""
     title = meta.get("model", "model")
     lines = [f"# TFLite export report: {title}", ""]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
@@ -84,17 +97,21 @@ def markdown(results, meta):
     if first:
         keras = "; ".join(f"{n} {o['metric']} {o['keras_value']:.3f}" for n, o in first["outputs"].items())
         lines.append(f"- Keras model: {keras}")
+    for name, f in (frontends or {}).items():
+        lines.append(f"- {name} front-end (float32, shared by every TFLite variant): {f['path']}, "
+                     f"{f['size_bytes'] / 1024:.1f} KB, {f['latency_ms']:.3f} ms, max diff {f['max_abs_diff']:.1e}")
     lines += ["", "| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     ref = results.get(REFERENCE)
     lines += ["| " + " | ".join(cell(r, ref) for _, cell in COLUMNS) + " |" for r in results.values()]
-    lines += _notes(results)
+    lines += _notes({**results, **{f"{name} front-end": f for name, f in (frontends or {}).items()}})
     return "\n".join(lines) + "\n"
 
 
 def _notes(results):
-    """Explanations of the columns, then each variant's GPU warnings."""
+    """Explanations of the columns, then each variant's (and front-end's) GPU warnings."""
     notes = ["", "Agreement: share of samples whose top-1 class matches the Keras model's. "
-             "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread."]
+             "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread, "
+             "end to end (front-ends included); model ms: the variant's file alone, fed the front-ends' features."]
     for name, result in results.items():
         for warning in (result.get("gpu") or {}).get("warnings", []):
             notes.append(f"- {name} GPU: {warning}")

@@ -12,24 +12,20 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from export.context import input_specs
 from mmkeras.data.pipeline import presence_key
 from mmkeras.io import atomic_path
 
 
-def tensor_signature(ctx, batch_size=1):
-    """TensorSpecs of the Keras model's inputs (preprocessed tensors), named as the model's inputs."""
-    return {name: tf.TensorSpec([batch_size, *shape], dtype, name=name)
-            for name, (shape, dtype) in ctx.input_specs.items()}
+def save_tensor_model(model, path, batch_size=1):
+    """Save a dict-input Keras model with one `serving_default` signature over its tensors.
 
-
-def save_tensor_model(ctx, path, batch_size=1):
-    """Save the inference model with one `serving_default` signature over preprocessed tensors.
-
-    Inputs are the model's (pixels, token ids, waveform, numbers, `<name>_present` flags) at a
-    fixed batch size — TFLite on phones runs batch 1 — and outputs are the main heads.
+    TFLite converts from this: `ctx.tflite_model` (pixels, token ids, front-end features,
+    numbers, `<name>_present` flags → main heads) and each of `ctx.frontend_models`.
+    Inputs keep their names at a fixed batch size: TFLite on phones runs batch 1.
     """
-    model = ctx.inference_model
-    spec = tensor_signature(ctx, batch_size)
+    spec = {name: tf.TensorSpec([batch_size, *shape], dtype, name=name)
+            for name, (shape, dtype) in input_specs(model).items()}
 
     @tf.function(input_signature=[spec])
     def serve(inputs):

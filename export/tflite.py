@@ -1,10 +1,15 @@
 """TFLite variants of a run: float32, dynamic-range, float16 and full-integer int8.
 
-Conversion starts from the tensor SavedModel (export.saved_model.save_tensor_model),
-so every variant takes the model's own inputs: pixels, token ids, waveforms, raw
-numbers and `<name>_present` flags. Only builtin ops are allowed: the pip and
-Android interpreters have no Flex delegate, so a Flex op would convert and then
-fail at inference.
+Conversion starts from a tensor SavedModel (export.saved_model.save_tensor_model) of
+`ctx.tflite_model`: the trained model cut after each float front-end. Every variant
+takes pixels, token ids, raw numbers, `<name>_present` flags and, for audio,
+`<name>_features` (log-mel) computed by the input's front-end, which ships once as
+its own float32 model `<name>_<input>_frontend.tflite`. Why cut there: an 8-bit
+waveform input erased quiet speech (speech-only agreement 0.5%) and the FFT has no
+int8 kernel, so a whole-model int8 variant was both worse and no faster (measured).
+
+Only builtin ops are allowed: the pip and Android interpreters have no Flex
+delegate, so a Flex op would convert and then fail at inference.
 
 Example:
     config = quantization_config("int8", representative_dataset(samples, signature_input_names(sm_dir)))
@@ -23,12 +28,12 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
+from export.context import features_key
 from export.verify import LiteRTRunner
 from mmkeras.data.pipeline import presence_key
 from mmkeras.data.text import PAD, UNK
 from mmkeras.errors import UserError
 from mmkeras.io import atomic_write_json, atomic_path
-from mmkeras.layers.audio import LogMelSpectrogram
 from mmkeras.registry import Registry
 
 SIGNATURE = "serving_default"
@@ -312,20 +317,8 @@ def _audio_steps(handler, ctx):
         "sample_rate": cfg.sample_rate, "num_samples": cfg.num_samples, "seconds": cfg.seconds,
         "channels": "mono: average the channels", "resample": "polyphase filter (scipy.signal.resample_poly)",
         "length": "longer: centre crop (offset = (length - num_samples) // 2); shorter: zero-pad at the end",
-        "values": "float32 waveform in [-1, 1]",
-        "in_model": {"log_mel": _logmel_config(ctx.inference_model, handler.name)},
+        "values": "float32 waveform in [-1, 1], fed to the front-end model (see `frontend`)",
     }
-
-
-def _logmel_config(model, input_name):
-    """The config of the LogMelSpectrogram layer fed by model input `input_name` (None if absent)."""
-    source = model.get_layer(input_name).output
-    for layer in model.layers:
-        if isinstance(layer, LogMelSpectrogram) and layer.input is source:
-            return {**{k: v for k, v in layer.get_config().items() if k not in ("name", "trainable", "dtype")},
-                    "frame_length": layer.frame_length, "frame_step": layer.frame_step,
-                    "fft_length": layer.fft_length, "output": "log(mel + 1e-6), [frames, n_mels]"}
-    return None
 
 
 def _numeric_steps(handler, ctx):
@@ -343,6 +336,19 @@ OUTPUT_ACTIVATIONS = {"category": "softmax probabilities", "multilabel": "indepe
                       "numeric": "the predicted value"}
 
 
+def frontend_metadata(ctx, name):
+    """How the app computes `<name>_features`: the front-end file, its tensors and what it computes."""
+    layer = ctx.frontend_layers[name]
+    computes = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable", "dtype")}
+    # Derived sizes (e.g. frame_length, fft_length) too, so a native front-end can be matched exactly.
+    computes.update({k: getattr(layer, k) for k in ("frame_length", "frame_step", "fft_length") if hasattr(layer, k)})
+    shape, dtype = ctx.input_specs[name]
+    return {"file": os.path.basename(frontend_path(ctx.run.export, ctx.cfg.name, name)),
+            "quantization": "float32 (shared by every variant)", "layer": type(layer).__name__,
+            "input": {"name": name, "shape": [1, *shape], "dtype": dtype},
+            "output": features_key(name), "computes": computes}
+
+
 def metadata(ctx, config_name, tflite_bytes):
     """Everything an app needs to feed the model and read its outputs, as a JSON-ready dict.
 
@@ -355,9 +361,14 @@ def metadata(ctx, config_name, tflite_bytes):
     inputs = []
     for h in ctx.prep.handlers:
         flag = presence_key(h.name)
-        inputs.append({"name": h.name, "type": h.cfg.type, **tensors["inputs"][h.name],
-                       "optional": h.cfg.optional, "presence_flag": flag,
-                       "preprocessing": APP_PREPROCESSING[h.cfg.type](h, ctx)})
+        entry = {"type": h.cfg.type, "optional": h.cfg.optional, "presence_flag": flag,
+                 "preprocessing": APP_PREPROCESSING[h.cfg.type](h, ctx)}
+        if h.name in ctx.frontend_layers:
+            name = features_key(h.name)
+            entry["frontend"] = frontend_metadata(ctx, h.name)
+        else:
+            name = h.name
+        inputs.append({"name": name, **entry, **tensors["inputs"][name]})
         inputs.append({"name": flag, "type": "presence", **tensors["inputs"][flag],
                        "values": f"1.0 when {h.name} is present, 0.0 when absent"})
     outputs = [{"name": o.name, "type": o.type, **tensors["outputs"][o.name],
@@ -366,7 +377,8 @@ def metadata(ctx, config_name, tflite_bytes):
     return {
         "model": ctx.cfg.name, "quantization": config_name, "signature": SIGNATURE, "batch_size": 1,
         "inputs": inputs, "outputs": outputs,
-        "absent_modality": "set <name>_present to 0 and fill <name> with zeros (text: all pad ids); "
+        "absent_modality": "set <name>_present to 0 and fill <name> with zeros (text: all pad ids; "
+                           "<name>_features: the front-end's output for an all-zero input); "
                            "any input may be absent, but optional ones were seen absent in training",
         "quantized_tensors": f"tensors with a 'quantization' entry are int8: {QUANTIZE_FORMULA}",
     }
@@ -378,11 +390,26 @@ def tflite_paths(export_dir, model_name, config_name):
     return f"{stem}.tflite", f"{stem}.json"
 
 
+def frontend_path(export_dir, model_name, input_name):
+    """`<export_dir>/tflite/<name>_<input>_frontend.tflite`."""
+    return tflite_paths(export_dir, model_name, f"{input_name}_frontend")[0]
+
+
+def _write_bytes(path, content):
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(content)
+    return path
+
+
 def save_tflite(ctx, export_dir, config_name, tflite_bytes):
     """Write the .tflite and its metadata JSON atomically; returns the .tflite path."""
     model_path, meta_path = tflite_paths(export_dir, ctx.cfg.name, config_name)
-    with atomic_path(model_path) as tmp, open(tmp, "wb") as f:
-        f.write(tflite_bytes)
+    _write_bytes(model_path, tflite_bytes)
     atomic_write_json(meta_path, metadata(ctx, config_name, tflite_bytes))
     return model_path
+
+
+def save_frontend(ctx, export_dir, input_name, tflite_bytes):
+    """Write one input's front-end model atomically (described in every variant's metadata); returns its path."""
+    return _write_bytes(frontend_path(export_dir, ctx.cfg.name, input_name), tflite_bytes)
 

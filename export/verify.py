@@ -1,12 +1,14 @@
 """Check every exported variant against the trained Keras model: parity, accuracy, size, latency.
 
 A variant is anything callable as `runner(inputs) -> {output: float array}` with a
-`size_bytes`: a TFLite model through LiteRT, or the TF Serving SavedModel through its
-raw-input signature.
+`size_bytes`: a TFLite model with its float front-ends (TFLitePipeline), or the TF
+Serving SavedModel through its raw-input signature.
 
 Example:
     keras_outputs = [ctx.keras_predict(x) for x, _ in samples]   # once, shared by all variants
-    result = verify_variant(LiteRTRunner(tflite_bytes), samples, keras_outputs, ctx, "float32")
+    frontends = {"speech": LiteRTRunner(frontend_bytes)}
+    result = verify_variant(TFLitePipeline(LiteRTRunner(tflite_bytes), frontends), samples, keras_outputs,
+                            ctx, "float32")
 """
 import os
 import statistics
@@ -17,6 +19,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
 from ai_edge_litert.interpreter import Interpreter
 
+from export.context import features_key
 from export.saved_model import keras_output
 
 from mmkeras.errors import UserError
@@ -25,6 +28,8 @@ from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
 # Largest |variant - Keras| output difference allowed. Only the float variants are gated:
 # quantised ones trade exactness for size, so their differences are reported instead.
 PARITY_LIMITS = {"float32": 1e-4, "saved_model": 1e-4}
+# A front-end's log-mel features: float32 FFTs differ in rounding, amplified near log's floor.
+FRONTEND_PARITY_LIMIT = 1e-3
 
 
 class ParityError(UserError):
@@ -67,6 +72,34 @@ class LiteRTRunner:
         """{"inputs": {name: tensor_info}, "outputs": {...}} for metadata and tests."""
         return {"inputs": {n: tensor_info(d) for n, d in self.input_details.items()},
                 "outputs": {n: tensor_info(d) for n, d in self.output_details.items()}}
+
+
+class TFLitePipeline:
+    """A TFLite variant as an app runs it: each input's float front-end model, then the variant.
+
+    Called with the Keras model's inputs (waveforms, pixels, ...) → {output: float array}.
+
+    Args:
+        model: the variant's LiteRTRunner (inputs `<name>_features` for front-end inputs).
+        frontends: input name → LiteRTRunner of its front-end model (output `<name>_features`).
+
+    Attributes:
+        size_bytes: the variant's file alone; the front-ends are shared by every variant and reported once.
+    """
+
+    def __init__(self, model, frontends):
+        self.model, self.frontends = model, frontends
+        self.size_bytes = model.size_bytes
+
+    def features(self, inputs):
+        """Model inputs → the variant's inputs (front-end outputs in place of their raw inputs)."""
+        feed = dict(inputs)
+        for name, frontend in self.frontends.items():
+            feed.update(frontend({name: feed.pop(name)}))
+        return feed
+
+    def __call__(self, inputs):
+        return self.model(self.features(inputs))
 
 
 def _quantization(detail):
@@ -164,8 +197,35 @@ def verify_variant(runner, samples, keras_outputs, ctx, variant):
     result = {"variant": variant, "size_bytes": runner.size_bytes, "latency_ms": latency_ms,
               "samples": len(samples), "max_abs_diff": max(o["max_abs_diff"] for o in outputs.values()),
               "outputs": outputs}
+    if isinstance(runner, TFLitePipeline):
+        # The variant's own file, fed precomputed features: what quantisation can speed up.
+        result["model_latency_ms"] = run_timed(runner.model, [(runner.features(x), None) for x, _ in samples])[1]
     check_parity(result)
     return result
+
+
+def verify_frontend(runner, keras_frontend, samples, name):
+    """One input's front-end TFLite model against its Keras layers: size, latency, max |difference|.
+
+    Args:
+        runner: LiteRTRunner of the front-end model.
+        keras_frontend: `ctx.frontend_models[name]`.
+        samples: list of (inputs, targets) in the Keras model's input format.
+        name: the input (e.g. "speech").
+
+    Raises:
+        ParityError beyond FRONTEND_PARITY_LIMIT.
+    """
+    inputs = [({name: x[name]}, None) for x, _ in samples]
+    lite, latency_ms = run_timed(runner, inputs)
+    key = features_key(name)
+    diff = max(float(np.max(np.abs(out[key] - np.asarray(keras_frontend(x)[key]))))
+               for out, (x, _) in zip(lite, inputs))
+    if not diff <= FRONTEND_PARITY_LIMIT:
+        raise ParityError(f"{name} front-end export differs from the Keras model by {diff:.1e} "
+                          f"(limit {FRONTEND_PARITY_LIMIT:.0e})")
+    return {"input": name, "output": key, "size_bytes": runner.size_bytes, "latency_ms": latency_ms,
+            "max_abs_diff": diff}
 
 
 def check_parity(result):

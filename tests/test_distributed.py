@@ -6,7 +6,6 @@ localhost ports the OS hands out, and a light config (image + numbers) because t
 TensorFlow processes share the 2 CI cores.
 """
 import contextlib
-import csv
 import json
 import os
 import re

@@ -25,10 +25,11 @@ def exported(tiny_run):
 def test_layout_and_report(exported):
     version = os.path.join(exported, "saved_model", "tiny", "1")
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
-    assert os.path.exists(os.path.join(exported, "tflite", "tiny_float32.tflite"))
-    assert os.path.exists(os.path.join(exported, "tflite", "tiny_float32.json"))
+    assert sorted(os.listdir(os.path.join(exported, "tflite"))) == [
+        "tiny_float32.json", "tiny_float32.tflite", "tiny_speech_frontend.tflite"]
     report = json.load(open(os.path.join(exported, "report.json")))
     assert set(report["variants"]) == {"saved_model", "float32"}
+    assert report["frontends"]["speech"]["path"] == os.path.join("tflite", "tiny_speech_frontend.tflite")
     assert report["variants"]["saved_model"]["max_abs_diff"] < 1e-4
     assert report["variants"]["float32"]["max_abs_diff"] < 1e-4
     for name in ("report.md", "report.png"):

@@ -1,7 +1,8 @@
-"""TFLite export: each variant converts with builtin ops, runs in LiteRT and is verified against Keras.
+"""TFLite export: the audio front-end and each variant convert with builtin ops, run in
+LiteRT and are verified against Keras.
 
-Conversion is slow (seconds per variant), so the trained run, its tensor SavedModel,
-the converted variants and their verification results are module-scoped fixtures.
+Conversion is slow (seconds per variant), so the trained run, its tensor SavedModels,
+the converted models and their verification results are module-scoped fixtures.
 """
 import json
 import os
@@ -16,7 +17,7 @@ from export import tflite
 from export.context import ExportContext
 from export.report import write_report
 from export.saved_model import save_tensor_model
-from export.verify import LiteRTRunner, ParityError, verify_variant
+from export.verify import LiteRTRunner, ParityError, TFLitePipeline, verify_frontend, verify_variant
 from mmkeras.errors import ConfigError, UserError
 
 VARIANTS = ["float32", "dynamic", "float16", "int8"]
@@ -31,7 +32,22 @@ def ctx(tiny_run):
 
 @pytest.fixture(scope="module")
 def saved_model(ctx, tmp_path_factory):
-    return save_tensor_model(ctx, str(tmp_path_factory.mktemp("tensor_model") / "saved_model"))
+    return save_tensor_model(ctx.tflite_model, str(tmp_path_factory.mktemp("tensor_model") / "saved_model"))
+
+
+@pytest.fixture(scope="module")
+def frontend_bytes(ctx, tmp_path_factory):
+    path = save_tensor_model(ctx.frontend_models["speech"], str(tmp_path_factory.mktemp("frontend") / "speech"))
+    return tflite.convert(path, tflite.quantization_config("float32"))
+
+
+@pytest.fixture(scope="module")
+def frontends(frontend_bytes):
+    return {"speech": LiteRTRunner(frontend_bytes)}
+
+
+def pipeline(model_bytes, frontends):
+    return TFLitePipeline(LiteRTRunner(model_bytes), frontends)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +63,8 @@ def keras_outputs(ctx, samples):
 @pytest.fixture(scope="module")
 def configs(ctx, saved_model):
     # Few calibration samples: TF calibrates through its deprecated interpreter, slowly.
-    calibration = tflite.representative_dataset(ctx.samples("train", 4), tflite.signature_input_names(saved_model))
+    train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", 4)]
+    calibration = tflite.representative_dataset(train, tflite.signature_input_names(saved_model))
     return {name: tflite.quantization_config(name, calibration) for name in VARIANTS}
 
 
@@ -57,18 +74,18 @@ def converted(saved_model, configs):
 
 
 @pytest.fixture(scope="module")
-def results(ctx, converted, configs, samples, keras_outputs):
-    return {name: {**verify_variant(LiteRTRunner(model), samples, keras_outputs, ctx, name),
+def results(ctx, converted, configs, samples, keras_outputs, frontends):
+    return {name: {**verify_variant(pipeline(model, frontends), samples, keras_outputs, ctx, name),
                    **tflite.inspect_tflite(model, configs[name])}
             for name, model in converted.items()}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variant_has_only_builtin_ops_and_runs_in_litert(variant, converted, samples):
+def test_variant_has_only_builtin_ops_and_runs_in_litert(variant, converted, samples, frontends):
     ops = tflite.op_summary(converted[variant], variant)
     assert not [op for op in ops if op.startswith("Flex") or not op.isupper()]
-    assert "RFFT2D" in ops  # the audio front-end ships inside every variant
-    probabilities = LiteRTRunner(converted[variant])(samples[0][0])["label"]
+    assert "RFFT2D" not in ops  # the audio front-end is its own model
+    probabilities = pipeline(converted[variant], frontends)(samples[0][0])["label"]
     assert probabilities.shape == (1, 3) and probabilities.dtype == np.float32
     assert probabilities.sum() == pytest.approx(1.0, abs=0.02)  # int8 softmax steps are 1/256
 
@@ -84,29 +101,55 @@ def test_op_summary_rejects_flex_ops():
         tflite.op_summary(converter.convert(), "float32")
 
 
-def test_float32_matches_keras(results):
+def test_float32_matches_keras_end_to_end(results):
     assert results["float32"]["max_abs_diff"] <= 1e-4
     assert results["float32"]["outputs"]["label"]["agreement"] == 1.0
+
+
+def test_frontend_is_float32_log_mel_matching_keras(ctx, frontend_bytes, frontends, samples):
+    runner = frontends["speech"]
+    assert {name: d["dtype"] for name, d in runner.describe()["inputs"].items()} == {"speech": "float32"}
+    assert runner.describe()["outputs"]["speech_features"]["shape"] == [1, *ctx.frontend_layers["speech"].output.shape[1:]]
+    assert "RFFT2D" in tflite.op_summary(frontend_bytes)
+    result = verify_frontend(runner, ctx.frontend_models["speech"], samples, "speech")
+    assert result["max_abs_diff"] <= 1e-3 and result["latency_ms"] > 0 and result["size_bytes"] == len(frontend_bytes)
+
+
+def test_frontend_parity_gate_raises(ctx, samples):
+    class Shifted:
+        size_bytes = 1
+
+        def __call__(self, inputs):
+            return {k: np.asarray(v) + 0.01 for k, v in ctx.frontend_models["speech"](inputs).items()}
+
+    with pytest.raises(ParityError, match=r"^speech front-end export differs from the Keras model by 1\.0e-02"):
+        verify_frontend(Shifted(), ctx.frontend_models["speech"], samples, "speech")
+
+
+def test_tflite_model_takes_features_instead_of_the_waveform(ctx, saved_model):
+    names = set(tflite.signature_input_names(saved_model))
+    assert names == set(ctx.input_specs) - {"speech"} | {"speech_features"}
+    assert ctx.tflite_model.count_params() == ctx.inference_model.count_params()  # same layers, same weights
 
 
 def test_int8_model_takes_and_returns_int8_except_token_ids(converted, ctx):
     runner = LiteRTRunner(converted["int8"])
     dtypes = {name: np.dtype(d["dtype"]) for name, d in runner.input_details.items()}
-    assert dtypes == {name: np.int32 if dtype == "int32" else np.int8 for name, (_, dtype) in ctx.input_specs.items()}
+    specs = {"speech_features" if name == "speech" else name: dtype for name, (_, dtype) in ctx.input_specs.items()}
+    assert dtypes == {name: np.int32 if dtype == "int32" else np.int8 for name, dtype in specs.items()}
     assert {np.dtype(d["dtype"]) for d in runner.output_details.values()} == {np.dtype(np.int8)}
 
 
-def test_int8_keeps_only_the_audio_front_end_in_float(results):
+def test_int8_computes_in_integers(results):
     float_ops = results["int8"]["float_ops"]
-    assert {"RFFT2D", "COMPLEX_ABS"} <= set(float_ops)
-    assert "CONV_2D" not in float_ops and "FULLY_CONNECTED" not in float_ops
+    assert not {"RFFT2D", "COMPLEX_ABS", "CONV_2D", "FULLY_CONNECTED"} & set(float_ops)
     assert results["float32"]["float_ops"] is None  # listed only where float is the exception
 
 
 def test_calibration_data_is_keyed_by_signature_input_names(ctx, saved_model):
     names = tflite.signature_input_names(saved_model)
-    assert set(names) == set(ctx.input_specs)
-    batches = list(tflite.representative_dataset(ctx.samples("train", 2), names)())
+    batches = list(tflite.representative_dataset([(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", 2)],
+                                                  names)())
     assert len(batches) == 2 and all(sorted(batch) == names for batch in batches)
     with pytest.raises(UserError, match="stats"):
         tflite.representative_dataset([({"image": np.zeros(1)}, {})], ["image", "stats"])
@@ -156,8 +199,9 @@ def test_unknown_quantization_is_a_config_error():
         tflite.quantization_config("int9")
 
 
-def test_gpu_compatibility_names_the_audio_front_end(results):
-    gpu = results["float32"]["gpu"]
+def test_gpu_compatibility_names_the_audio_front_end(results, frontend_bytes):
+    assert results["float32"]["gpu"] == {"compatible": True, "warnings": []}
+    gpu = tflite.gpu_compatibility(frontend_bytes)
     assert gpu["compatible"] is False
     assert any(w.startswith("RFFT2D") for w in gpu["warnings"])
 
@@ -172,7 +216,11 @@ def test_metadata_gives_the_app_everything(ctx, converted, tmp_path):
     assert inputs["text"]["dtype"] == "int32" and "quantization" not in inputs["text"]
     assert inputs["image"]["dtype"] == "int8" and inputs["image"]["quantization"]["scale"] > 0
     assert inputs["image_present"]["type"] == "presence" and "zero_point" in inputs["image_present"]["quantization"]
-    assert inputs["speech"]["preprocessing"]["in_model"]["log_mel"]["n_mels"] == 16
+    speech = inputs["speech_features"]
+    assert speech["dtype"] == "int8" and speech["shape"] == [1, *ctx.frontend_layers["speech"].output.shape[1:]]
+    assert speech["frontend"]["file"] == "tiny_speech_frontend.tflite"
+    assert speech["frontend"]["input"] == {"name": "speech", "shape": [1, 4000], "dtype": "float32"}  # 0.5 s at 8 kHz
+    assert speech["frontend"]["computes"]["n_mels"] == 16 and speech["frontend"]["computes"]["fft_length"] > 0
     assert inputs["stats"]["preprocessing"]["columns"] == ["x1", "x2"]
     assert meta["outputs"][0]["labels"] == ctx.prep.labels["label"]
     assert "quantization" in meta["outputs"][0]
@@ -182,26 +230,33 @@ def test_metadata_gives_the_app_everything(ctx, converted, tmp_path):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_verification_reports_every_field(variant, results, samples):
     result = results[variant]
-    assert result["size_bytes"] > 0 and result["latency_ms"] > 0 and result["samples"] == len(samples)
+    assert result["size_bytes"] > 0 and result["samples"] == len(samples)
+    assert 0 < result["model_latency_ms"] < result["latency_ms"]  # end to end includes the front-end
     label = result["outputs"]["label"]
     assert set(label) == {"metric", "value", "keras_value", "max_abs_diff", "agreement"}
     assert label["metric"] == "accuracy" and 0 <= label["value"] <= 1 and 0 <= label["agreement"] <= 1
 
 
-def test_float32_parity_gate_raises_with_the_measured_difference(ctx, converted, samples, keras_outputs):
+def test_float32_parity_gate_raises_with_the_measured_difference(ctx, converted, samples, keras_outputs, frontends):
     shifted = [{k: v + 0.0032 for k, v in out.items()} for out in keras_outputs]
     with pytest.raises(ParityError) as error:
-        verify_variant(LiteRTRunner(converted["float32"]), samples, shifted, ctx, "float32")
+        verify_variant(pipeline(converted["float32"], frontends), samples, shifted, ctx, "float32")
     assert re.fullmatch(r"float32 export differs from the Keras model by 3\.2e-03 \(limit 1e-04\)", str(error.value))
     # Quantised variants are reported, not gated.
-    assert verify_variant(LiteRTRunner(converted["dynamic"]), samples, shifted, ctx, "dynamic")["max_abs_diff"] > 1e-3
+    result = verify_variant(pipeline(converted["dynamic"], frontends), samples, shifted, ctx, "dynamic")
+    assert result["max_abs_diff"] > 1e-3
 
 
-def test_report_files_are_written_atomically(results, tmp_path):
-    paths = write_report(str(tmp_path), results, {"model": "tiny", "split": "test", "samples": 8})
+def test_report_files_are_written_atomically(ctx, results, frontends, samples, tmp_path):
+    frontend = {"speech": {**verify_frontend(frontends["speech"], ctx.frontend_models["speech"], samples, "speech"),
+                           "path": "tflite/tiny_speech_frontend.tflite"}}
+    paths = write_report(str(tmp_path), results, {"model": "tiny", "split": "test", "samples": 8}, frontend)
     assert sorted(os.listdir(tmp_path)) == ["report.json", "report.md", "report.png"]
-    assert json.loads((tmp_path / "report.json").read_text())["variants"]["int8"]["float_ops"]
-    table = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| ")]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "float_ops" in report["variants"]["int8"] and report["frontends"]["speech"]["output"] == "speech_features"
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    assert any(line.startswith("- speech front-end (float32") for line in lines)
+    table = [line for line in lines if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in table] == ["| variant"] + [f"| {v}" for v in VARIANTS]
-    assert "| 1.00 |" in table[1] and "RFFT2D" in table[4]
+    assert "| 1.00 |" in table[1]
     assert os.path.getsize(paths[2]) > 1000

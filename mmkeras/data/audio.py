@@ -84,4 +84,8 @@ class AudioModality(Modality):
 
     def preprocess(self, x):
         return LogMelSpectrogram(sample_rate=self.cfg.sample_rate, n_mels=self.cfg.n_mels,
-                                 name=f"{self.name}_logmel")(x)
+                                 name=self.float_frontend())(x)
+
+    def float_frontend(self):
+        # An 8-bit waveform erases quiet speech, and RFFT2D has no int8 kernel (measured).
+        return f"{self.name}_logmel"

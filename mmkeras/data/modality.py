@@ -93,6 +93,15 @@ class Modality:
         """In-model preprocessing: model input → the features its encoder takes."""
         return x
 
+    def float_frontend(self):
+        """Name of the in-model preprocessing layer that cannot be quantised (an FFT, say), or None.
+
+        Export ships such a layer as its own float32 TFLite model, and every TFLite
+        variant takes that layer's output instead of the raw input: an 8-bit input
+        would otherwise quantise the signal before the front-end sees it.
+        """
+        return None
+
     # === Serving (raw inputs in the TF Serving signature) ===
 
     raw_dtype = tf.string
