@@ -48,7 +48,7 @@ def train(cfg, strategy, worker, run):
     from mmkeras.data.records import BadRecordLog
     from mmkeras.evaluation.report import evaluate_run, summary_lines
     from mmkeras.model import build_model
-    from mmkeras.training.inputs import fit_inputs, steps_per_epoch
+    from mmkeras.training.inputs import fit_inputs, remove_disk_caches, steps_per_epoch
     from mmkeras.training.loop import compile_model, fit, resume_hint, save_model
 
     # Data: every record validated up front; bad ones skipped and listed, or an error.
@@ -65,12 +65,14 @@ def train(cfg, strategy, worker, run):
     save_config(cfg, run.config)
 
     # Each worker reads its own share of the records; the global batch is split across replicas.
-    inputs = fit_inputs(strategy, worker, splits, cfg, prep)
+    cache_dir = cfg.data.cache_dir or run.cache
+    inputs = fit_inputs(strategy, worker, splits, cfg, prep, cache_dir)
     with strategy.scope():
         model = build_model(cfg, prep)
         compile_model(model, cfg, steps_per_epoch(len(splits["train"]), cfg.training.batch_size))
     with resume_hint(run):
         fit(model, inputs, cfg, run)
+    remove_disk_caches(cache_dir)  # kept only while an interrupted run could resume from it
     save_model(model, run.model)  # on every worker: saving reads replicated variables collectively
 
     if "test" in splits:

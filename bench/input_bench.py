@@ -4,15 +4,18 @@ and model.fit fed by train.py's input path against pre-decoded tensors (and with
 import dataclasses
 import functools
 import math
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from bench.loader import PythonLoader, load_image
+from bench.machine import usable_cores
 from bench.registry import BENCHMARKS
 from bench.timing import Stopwatch, interleave, rate, ratio, timed
-from mmkeras.data.pipeline import make_dataset, should_cache
+from mmkeras.data.pipeline import cache_mode, make_dataset
 from mmkeras.heads import head_targets
 from mmkeras.model import build_model
 from mmkeras.training.loop import compile_model
@@ -41,29 +44,50 @@ def rates_of(timings, records):
 
 @BENCHMARKS.register("pipeline")
 def pipeline(ctx):
-    """tf.data (streaming and cached) ÷ the per-sample Python loader, samples/s; per-stage profile."""
+    """tf.data (streaming, disk cache, memory cache) ÷ the per-sample Python loader, samples/s; profiles."""
     split, handlers, cfg = ctx.train_split, ctx.prep.handlers, ctx.cfg
     batch, seed = cfg.training.batch_size, cfg.training.seed
     loader = PythonLoader(split, handlers, batch)
     rng = np.random.default_rng(seed)
 
-    def dataset(cache):
-        return make_dataset(split, handlers, with_data(cfg, cache=cache).data, batch, training=True, seed=seed)
+    def dataset(cache, cache_path=None):
+        return make_dataset(split, handlers, with_data(cfg, cache=cache).data, batch, training=True, seed=seed,
+                            cache_path=cache_path)
 
-    streaming, cached = dataset("none"), dataset("memory")
-    # The warm-up epoch traces the pipeline and, for `cached`, fills the cache.
-    timings = interleave({"tfdata_streaming": timed(lambda: consume(streaming)),
-                          "tfdata_cached": timed(lambda: consume(cached)),
-                          "python_loader": timed(lambda: consume(loader.epoch(rng)))}, ctx.settings.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        streaming, cached = dataset("none"), dataset("memory")
+        on_disk = dataset("disk", os.path.join(tmp, "train"))
+        # The warm-up epoch traces the pipeline and, for the caches, decodes once and fills them.
+        timings = interleave({"tfdata_streaming": timed(lambda: consume(streaming)),
+                              "tfdata_disk_cache": timed(lambda: consume(on_disk)),
+                              "tfdata_cached": timed(lambda: consume(cached)),
+                              "python_loader": timed(lambda: consume(loader.epoch(rng)))}, ctx.settings.repeats)
+        disk_bytes = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
     rates = rates_of(timings, len(split))
     values = {"pipeline_speedup": ratio(rates["tfdata_streaming"], rates["python_loader"]),
+              "pipeline_disk_cache_speedup": ratio(rates["tfdata_disk_cache"], rates["python_loader"]),
               "pipeline_cached_speedup": ratio(rates["tfdata_cached"], rates["python_loader"])}
     profile = {"python_loader_ms_per_sample": loader.ms_per_sample(),
+               "cpu_bound": cpu_bound(timings, len(split)),
                "tfdata_samples_per_s_by_input": tfdata_rates_by_input(split, handlers, batch, ctx.settings.repeats),
+               "disk_cache_bytes_per_sample": disk_bytes / len(split),
                "loader_check": loader_check(split, handlers, loader)}
     raw = {"records": len(split), "batch_size": batch, "samples_per_s": rates,
            "timings": {name: t.to_json() for name, t in timings.items()}, "profile": profile}
     return values, raw
+
+
+def cpu_bound(timings, records):
+    """CPU milliseconds per sample of each side, and the streaming speed-up this CPU allows at most.
+
+    The loader decodes on one core; tf.data can keep every usable core busy. If both spend
+    their CPU on the same decoders, streaming can be at most
+    cores × (loader CPU per sample ÷ tf.data CPU per sample) times faster, however it is tuned.
+    """
+    cores = usable_cores()
+    ms = {name: 1000 * t.cpu_median / records for name, t in timings.items()}
+    return {"cpu_ms_per_sample": ms, "usable_cores": cores,
+            "streaming_speedup_bound": ratio(cores * ms["python_loader"], ms["tfdata_streaming"])}
 
 
 def tfdata_rates_by_input(split, handlers, batch, repeats):
@@ -192,7 +216,7 @@ def fit(ctx):
     values = {"fit_vs_ceiling": ratio(rates["train_path"], rates["ceiling"]),
               "fit_streaming_vs_ceiling": ratio(rates["train_path_streaming"], rates["ceiling"])}
     raw = {**fit_raw(ctx, timings, rates), "cache": cfg.data.cache,
-           "auto_cache_caches": should_cache(cfg.data, ctx.prep.handlers, len(split))}
+           "auto_cache_caches": cache_mode(cfg.data, ctx.prep.handlers, len(split)) == "memory"}
     return values, raw
 
 

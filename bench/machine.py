@@ -33,14 +33,18 @@ def load_average():
     return os.getloadavg()[0]
 
 
+def usable_cores():
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def machine_info():
     import tensorflow as tf
 
     return {
         "cpu_model": cpu_model(_read("/proc/cpuinfo")) if os.path.exists("/proc/cpuinfo") else platform.processor(),
         "cores": os.cpu_count(),
-        # Cores this process may run on (a container or taskset may allow fewer than the machine has).
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "ram_gb": ram_bytes(_read("/proc/meminfo")) / 2**30,
         "tensorflow": tf.__version__,
         "python": platform.python_version(),

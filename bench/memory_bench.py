@@ -16,7 +16,7 @@ from bench.registry import BENCHMARKS
 from bench.timing import ratio
 from mmkeras.data.manifest import read_manifest
 from mmkeras.data.modality import handler
-from mmkeras.data.pipeline import should_cache
+from mmkeras.data.pipeline import cache_mode
 from mmkeras.io import atomic_write_text
 
 FACTORS = (1, 10)
@@ -85,5 +85,5 @@ def rss(ctx):
            "growth_bytes": {cache: peaks[f"{cache}_10x"] - peaks[f"{cache}_1x"] for cache in CACHE_MODES},
            "wall_s": {name: c.wall_s for name, c in children.items()},
            # Whether `auto` decided to cache at each size (it caches only under data.cache_limit_mb).
-           "auto_caches": {f"{f}x": should_cache(auto, handlers, len(records) * f) for f in FACTORS}}
+           "auto_caches": {f"{f}x": cache_mode(auto, handlers, len(records) * f) == "memory" for f in FACTORS}}
     return values, raw

@@ -74,6 +74,11 @@ class Timing:
         return median([s.wall for s in self.samples])
 
     @property
+    def cpu_median(self):
+        """Median process CPU seconds of one repeat (all threads)."""
+        return median([s.cpu for s in self.samples])
+
+    @property
     def cpu_utilisation(self):
         """Process CPU seconds per wall second over the timed repeats (2.0 = both of 2 cores busy)."""
         wall = sum(s.wall for s in self.samples)

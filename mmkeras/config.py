@@ -125,8 +125,10 @@ class DataConfig:
             working directory, then against the config file's folder.
         validation_split: fraction of train held out (stratified by seed) when `validation` is unset.
         on_bad_record: skip (counted, listed in RUN_DIR/bad_records.jsonl) or error (exit 2).
-        cache: keep decoded samples in memory between epochs: auto (when they fit in
-            `cache_limit_mb`), memory, or none.
+        cache: keep decoded samples between epochs: auto (in memory when they fit in
+            `cache_limit_mb`), memory, disk (a file written in the first epoch, streamed back
+            after it), or none (decode every epoch).
+        cache_dir: where `disk` caches go (default RUN_DIR/cache; removed when training finishes).
     """
 
     train: str
@@ -134,8 +136,9 @@ class DataConfig:
     test: Optional[str] = None
     validation_split: float = 0.1
     on_bad_record: Literal["skip", "error"] = "skip"
-    cache: Literal["auto", "memory", "none"] = "auto"
+    cache: Literal["auto", "memory", "disk", "none"] = "auto"
     cache_limit_mb: int = 2048
+    cache_dir: Optional[str] = None
     shuffle_buffer: int = 10000
 
 

@@ -77,4 +77,5 @@ LAYOUT = {
     "backup": "backup",
     "checkpoint": os.path.join("checkpoints", "best.weights.h5"),
     "export": "export",
+    "cache": "cache",  # data.cache: disk, while training runs
 }

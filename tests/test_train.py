@@ -24,6 +24,7 @@ def trained(tiny_data, tmp_path_factory):
     raw["data"]["train"] = _manifest_with_bad_rows(tiny_data)
     raw["outputs"].append({"name": "tags", "type": "multilabel", "loss_weight": 1.0, "aux_weight": 0.2})
     raw["outputs"].append({"name": "score", "type": "numeric", "loss_weight": 0.1})
+    raw["data"]["cache"] = "disk"  # the export tests' run covers the default (in memory)
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     out = tmp / "run"
@@ -76,6 +77,7 @@ def test_run_directory_layout(trained):
         assert os.path.exists(out / name), name
     assert os.listdir(out / "logs")
     assert not [f for f in os.listdir(out) if ".tmp" in f]
+    assert not os.path.exists(out / "cache")  # the disk cache lives only while training can resume from it
     assert json.load(open(out / "labels.json"))["tags"] == ["blue", "cool", "green", "red", "warm"]
 
 

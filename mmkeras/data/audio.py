@@ -44,6 +44,8 @@ def fit_length(wave, num_samples, training):
 
 @MODALITIES.register("audio")
 class AudioModality(Modality):
+    reads_files = True
+
     def parse_value(self, value, manifest_dir):
         path = resolve_file(value, manifest_dir)
         try:

@@ -32,6 +32,8 @@ def decode_image_bytes(contents, size, channels):
 
 @MODALITIES.register("image")
 class ImageModality(Modality):
+    reads_files = True
+
     def parse_value(self, value, manifest_dir):
         path = resolve_file(value, manifest_dir)
         check_image(path)

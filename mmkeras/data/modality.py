@@ -27,6 +27,8 @@ class Modality:
 
     # Placeholder stored (and decoded to zeros) when the modality is absent.
     empty_value = ""
+    # True when parsed values are file paths (a disk cache then fingerprints the files too).
+    reads_files = False
 
     def __init__(self, cfg, state=None):
         self.cfg = cfg

@@ -2,11 +2,19 @@
 
 Order of stages, and why:
   slices of paths/strings (cheap) → shuffle (when not caching) → parallel decode →
-  cache (decoded, deterministic part; only when it fits) → shuffle (when caching) →
+  cache (decoded, deterministic part) → shuffle (when caching) →
   finalize (per-epoch random crops) → batch → prefetch.
-Files are read lazily, so the data set never has to fit in memory; caching is an
-optimisation chosen by size.
+Files are read lazily, so the data set never has to fit in memory. Caching is an
+optimisation: `memory` when the decoded split fits (`auto` decides by size), or
+`disk` — decoded samples written to a file during the first epoch and streamed
+back from it afterwards, for data sets too large for memory whose decoding
+(compressed audio above all) costs more than reading the decoded bytes.
 """
+import glob
+import hashlib
+import json
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,13 +31,61 @@ def _decoded_bytes(handlers, n):
     return per_sample * n
 
 
-def should_cache(data_cfg, handlers, n):
+def cache_mode(data_cfg, handlers, n, cache_path=None):
+    """Where decoded samples are kept between epochs: "memory", "disk" or "none".
+
+    `auto` caches in memory when the decoded split fits in `cache_limit_mb`. `disk` needs a
+    `cache_path` (train.py gives one per split and worker); one-pass readers (evaluation,
+    export) give none and stream, since a cache they read once would only cost a write.
+    """
     if data_cfg.cache == "auto":
-        return _decoded_bytes(handlers, n) <= data_cfg.cache_limit_mb * 2**20
-    return data_cfg.cache == "memory"
+        return "memory" if _decoded_bytes(handlers, n) <= data_cfg.cache_limit_mb * 2**20 else "none"
+    if data_cfg.cache == "disk" and cache_path is None:
+        return "none"
+    return data_cfg.cache
 
 
-def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, seed=0):
+def _json_default(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def fingerprint(split, handlers, targets):
+    """A hash of everything a disk cache holds: records, file sizes and times, preprocessing, targets.
+
+    A changed manifest, a file rewritten in place, a new vocabulary or input setting gives a
+    new fingerprint, so a cache left by an earlier run is never read for different data.
+    """
+    digest = hashlib.sha256()
+    for h in handlers:
+        values = split.values[h.name]
+        digest.update(json.dumps([h.cfg, h.state, values, split.presence[h.name]], default=_json_default,
+                                 sort_keys=True).encode())
+        if h.reads_files:
+            stats = [os.stat(v) for v, p in zip(values, split.presence[h.name]) if p > 0]
+            digest.update(np.array([(s.st_size, s.st_mtime_ns) for s in stats], np.int64).tobytes())
+    for name, value in sorted((targets or {}).items()):
+        digest.update(name.encode() + np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def disk_cache_file(cache_path, digest):
+    """`<cache_path>-<digest>`, ready for `Dataset.cache`: caches of other fingerprints and the
+    leftovers of an interrupted first pass (lock and partial files) under this prefix are removed.
+
+    tf.data writes the cache during the first full pass and finalises it at the end of
+    that pass (`.index` + `.data-*`); an interrupted pass leaves a lock file that would
+    make every later run fail, so it is cleared here (one process owns each prefix).
+    """
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+    path = f"{cache_path}-{digest}"
+    complete = os.path.exists(f"{path}.index")
+    for leftover in glob.glob(f"{glob.escape(cache_path)}-*"):
+        if not (complete and (leftover == f"{path}.index" or leftover.startswith(f"{path}.data-"))):
+            os.remove(leftover)
+    return path
+
+
+def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, seed=0, cache_path=None):
     """Build the tf.data pipeline for one split.
 
     Args:
@@ -39,6 +95,7 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         batch_size: records per batch (mmkeras.training.inputs shards and re-batches per replica).
         training: shuffle and random crops when True; fixed order otherwise.
         targets: output name → numpy targets, or None for inputs only.
+        cache_path: file prefix for `data.cache: disk` (a fingerprint is appended); None streams instead.
     """
     features = {}
     for h in handlers:
@@ -46,9 +103,9 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         features[presence_key(h.name)] = split.presence[h.name].reshape(-1, 1)
     elements = (features, targets) if targets is not None else (features,)
     ds = tf.data.Dataset.from_tensor_slices(elements)
-    cache = should_cache(data_cfg, handlers, len(split))
+    cache = cache_mode(data_cfg, handlers, len(split), cache_path)
     buffer = min(len(split), data_cfg.shuffle_buffer)
-    if training and not cache:
+    if training and cache == "none":
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
 
     def decode(x, *rest):
@@ -66,8 +123,8 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         return (out, *rest)
 
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
-    if cache:
-        ds = ds.cache()
+    if cache != "none":
+        ds = ds.cache(disk_cache_file(cache_path, fingerprint(split, handlers, targets)) if cache == "disk" else "")
         if training:
             ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(finalize, num_parallel_calls=AUTOTUNE, deterministic=not training)

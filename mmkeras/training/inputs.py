@@ -13,6 +13,9 @@ by data (AutoShardPolicy.DATA) would instead decode every record on every worker
 and needs the record order identical on all of them, which parallel decoding does
 not give.
 """
+import glob
+import os
+
 import numpy as np
 
 from mmkeras.data.pipeline import make_dataset
@@ -34,7 +37,7 @@ def steps_per_epoch(n_records, global_batch):
     return -(-n_records // global_batch)
 
 
-def distributed_dataset(strategy, worker, split, cfg, prep, training):
+def distributed_dataset(strategy, worker, split, cfg, prep, training, cache_path=None):
     """`split` as model.fit input under `strategy` → (dataset, steps per epoch, or None for one replica).
 
     Args:
@@ -44,12 +47,16 @@ def distributed_dataset(strategy, worker, split, cfg, prep, training):
         cfg: the run's Config; `training.batch_size` is the global batch.
         prep: fitted Preprocessing (handlers, label names).
         training: shuffle and random crops when True.
+        cache_path: file prefix of this split's disk cache (`data.cache: disk`); each input
+            pipeline appends its id, since every worker caches its own share.
     """
     global_batch = cfg.training.batch_size
 
-    def pipeline(records, batch_size):
+    def pipeline(records, batch_size, pipeline_id=None):
+        path = cache_path if cache_path is None or pipeline_id is None else f"{cache_path}-p{pipeline_id}"
         return make_dataset(records, prep.handlers, cfg.data, batch_size, training=training,
-                            targets=head_targets(records, cfg, prep.labels), seed=cfg.training.seed)
+                            targets=head_targets(records, cfg, prep.labels), seed=cfg.training.seed,
+                            cache_path=path)
 
     if worker.replicas == 1:
         return pipeline(split, global_batch), None
@@ -63,13 +70,35 @@ def distributed_dataset(strategy, worker, split, cfg, prep, training):
         part = shard(split, context.input_pipeline_id, context.num_input_pipelines)
         sizes = even_sizes(len(part), steps * per_worker)
         # Repeated: Keras keeps one iterator over all epochs of a distributed dataset.
-        return pipeline(part, max(sizes)).rebatch(sizes).repeat()
+        return pipeline(part, max(sizes), context.input_pipeline_id).rebatch(sizes).repeat()
 
     return strategy.distribute_datasets_from_function(dataset_fn), steps
 
 
-def fit_inputs(strategy, worker, splits, cfg, prep):
-    """model.fit's data arguments for the train and validation splits."""
-    x, steps = distributed_dataset(strategy, worker, splits["train"], cfg, prep, training=True)
-    val, val_steps = distributed_dataset(strategy, worker, splits["validation"], cfg, prep, training=False)
+CACHED_SPLITS = ("train", "validation")  # the splits read every epoch, so the ones a disk cache pays for
+
+
+def fit_inputs(strategy, worker, splits, cfg, prep, cache_dir=None):
+    """model.fit's data arguments for the train and validation splits (disk caches under `cache_dir`)."""
+    def cache_path(name):
+        return None if cache_dir is None else os.path.join(cache_dir, name)
+
+    x, steps = distributed_dataset(strategy, worker, splits["train"], cfg, prep, training=True,
+                                   cache_path=cache_path("train"))
+    val, val_steps = distributed_dataset(strategy, worker, splits["validation"], cfg, prep, training=False,
+                                         cache_path=cache_path("validation"))
     return {"x": x, "steps_per_epoch": steps, "validation_data": val, "validation_steps": val_steps}
+
+
+def remove_disk_caches(cache_dir):
+    """Delete the disk caches fit_inputs wrote under `cache_dir` (and the folder, if left empty).
+
+    Only mmkeras's own files go: `data.cache_dir` may be a folder the user shares with other things.
+    """
+    for name in CACHED_SPLITS:
+        for path in glob.glob(os.path.join(glob.escape(cache_dir), f"{name}-*")):
+            os.remove(path)
+    try:
+        os.rmdir(cache_dir)
+    except OSError:  # absent, or holds someone else's files
+        pass

@@ -1,0 +1,105 @@
+"""`data.cache: disk`: decoded samples written in the first pass, read back after it, never stale."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_dataset_dir, tiny_config_dict
+from mmkeras.config import config_from_dict
+from mmkeras.data.pipeline import fingerprint, make_dataset
+from mmkeras.data.preprocessing import Preprocessing, load_splits
+from mmkeras.data.records import BadRecordLog
+from mmkeras.heads import head_targets
+from mmkeras.training.inputs import fit_inputs, remove_disk_caches
+from mmkeras.training.strategy import Worker
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A small data set of its own (tests delete and touch its files), its config, splits and state."""
+    folder = make_dataset_dir(str(tmp_path / "data"), n_train=12, n_eval=6)
+    raw = tiny_config_dict(folder)
+    raw["data"]["cache"] = "disk"
+    cfg = config_from_dict(raw)
+    splits = load_splits(cfg, BadRecordLog("error"))
+    return cfg, splits, Preprocessing.fit(cfg, splits["train"]), folder
+
+
+def dataset(data, cache_path, split="validation"):
+    cfg, splits, prep, _ = data
+    targets = head_targets(splits[split], cfg, prep.labels)
+    return make_dataset(splits[split], prep.handlers, cfg.data, 4, training=False, targets=targets,
+                        cache_path=cache_path)
+
+
+def as_arrays(ds):
+    """Every batch of a finite (inputs, targets) dataset, as one flat list of numpy arrays."""
+    return [v for x, y in ds.as_numpy_iterator() for d in (x, y) for _, v in sorted(d.items())]
+
+
+def cache_files(tmp_path):
+    return sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "cache" / "*")))
+
+
+def test_first_pass_writes_the_cache_and_later_passes_read_it_without_the_files(data, tmp_path):
+    ds = dataset(data, str(tmp_path / "cache" / "validation"))
+    first = as_arrays(ds)
+    files = cache_files(tmp_path)
+    assert len(files) == 2 and files[0].startswith("validation-") and files[0].endswith(".data-00000-of-00001")
+    assert files[1].endswith(".index")
+    for path in glob.glob(os.path.join(data[3], "*", "*")):  # every image and audio file
+        os.remove(path)
+    again = as_arrays(ds)  # would fail if anything were decoded again
+    assert len(again) == len(first) and all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_disk_cache_equals_decoding(data, tmp_path):
+    cfg, splits, prep, _ = data
+    cached = as_arrays(dataset(data, str(tmp_path / "cache" / "validation")))
+    assert all(np.array_equal(a, b) for a, b in zip(cached, as_arrays(dataset(data, None))))
+
+
+def test_leftovers_of_a_killed_first_pass_are_cleared(data, tmp_path):
+    cfg, splits, prep, _ = data
+    prefix = str(tmp_path / "cache" / "validation")
+    digest = fingerprint(splits["validation"], prep.handlers, head_targets(splits["validation"], cfg, prep.labels))
+    # What a process killed during its first epoch leaves (measured on TF 2.21); tf.data refuses to
+    # write the cache again while the lock file exists ("concurrent caching iterator running").
+    os.makedirs(tmp_path / "cache")
+    for leftover in ("_0.lockfile", "_0.data-00000-of-00001.tempstate1234"):
+        (tmp_path / "cache" / f"validation-{digest}{leftover}").write_text("partial")
+    complete = as_arrays(dataset(data, prefix))
+    assert all(np.array_equal(a, b) for a, b in zip(complete, as_arrays(dataset(data, None))))
+    assert cache_files(tmp_path) == [f"validation-{digest}.data-00000-of-00001", f"validation-{digest}.index"]
+
+
+def test_changed_file_gets_a_new_cache_and_the_old_one_goes(data, tmp_path):
+    prefix = str(tmp_path / "cache" / "validation")
+    as_arrays(dataset(data, prefix))
+    before = cache_files(tmp_path)
+    image = data[1]["validation"].values["image"][0]
+    os.utime(image, ns=(0, 0))  # same path, different file: the decoded pixels could differ
+    as_arrays(dataset(data, prefix))
+    after = cache_files(tmp_path)
+    assert len(after) == 2 and not set(before) & set(after)
+
+
+def test_without_a_cache_path_disk_mode_streams(data, tmp_path):
+    as_arrays(dataset(data, None))
+    assert not os.path.exists(tmp_path / "cache")
+
+
+def test_fit_inputs_cache_train_and_validation_and_remove_them(data, tmp_path):
+    cfg, splits, prep, _ = data
+    cache_dir = str(tmp_path / "cache")
+    worker = Worker(name="", workers=1, replicas=1, is_chief=True)
+    inputs = fit_inputs(tf.distribute.get_strategy(), worker, splits, cfg, prep, cache_dir)
+    for ds in (inputs["x"], inputs["validation_data"]):
+        for _ in ds:
+            pass
+    assert [f.split("-")[0] for f in cache_files(tmp_path)] == ["train", "train", "validation", "validation"]
+    (tmp_path / "cache" / "notes.txt").write_text("not ours")
+    remove_disk_caches(cache_dir)
+    assert cache_files(tmp_path) == ["notes.txt"]  # a user's own file in data.cache_dir stays
