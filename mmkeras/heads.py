@@ -1,10 +1,12 @@
 """Task heads, their losses, metrics and targets, one entry per output type.
 
 Joint training minimises Σ λ_k·ℓ_k: Keras `loss_weights` carries each output's
-`loss_weight`, and `aux_weight` for its per-modality auxiliary heads.
+`loss_weight`, and `aux_weight` for its per-modality auxiliary heads. An auxiliary
+head learns only from records whose modality is present (per-record loss weights).
 """
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -95,3 +97,19 @@ def head_targets(split, cfg, labels):
     """Targets for every head of a split (auxiliary heads share their output's targets)."""
     encoded = {o.name: encode_targets(o, split.labels[o.name], labels.get(o.name)) for o in cfg.outputs}
     return {name: encoded[out.name] for name, out, _, _ in heads(cfg)}
+
+
+def head_sample_weights(split, cfg):
+    """Per-record loss weights for every head, or None when no input is optional.
+
+    An auxiliary head `<output>_from_<input>` sees only its input's embedding, so a record
+    whose input is absent (zeros) has nothing to teach it: the loss would only pull the
+    head, and through it the encoder, towards predicting the label prior from zeros.
+    Those records weigh 0 for it; main heads weigh every record 1. Decided by the config,
+    not the data, so every worker's shard has the same (inputs, targets, weights) structure.
+    """
+    if not any(i.optional for i in cfg.inputs):
+        return None
+    ones = np.ones(len(split), np.float32)
+    return {name: ones if modality is None else split.presence[modality].astype(np.float32)
+            for name, _, _, modality in heads(cfg)}

@@ -163,6 +163,37 @@ def test_optional_modality_absent_gives_zeros_and_presence_zero(tiny_data):
         load_splits(config_from_dict(raw), BadRecordLog("error"))
 
 
+def test_auxiliary_heads_learn_nothing_from_records_without_their_modality(tiny_data):
+    from mmkeras.heads import head_sample_weights
+    from mmkeras.model import build_model
+    from mmkeras.training.loop import compile_model
+
+    records = [json.loads(line) for line in open(os.path.join(tiny_data, "train.jsonl"))][:8]
+    manifest = os.path.join(tiny_data, "no_images.jsonl")
+    write_jsonl(manifest, [{**r, "image": ""} for r in records])
+    raw = tiny_config_dict(tiny_data)
+    raw["data"] = {"train": os.path.join(tiny_data, "train.jsonl"), "validation": manifest}
+    raw["inputs"][0]["optional"] = True
+    raw["outputs"][0]["aux_weight"] = 0.5
+    cfg = config_from_dict(raw)
+    splits = load_splits(cfg, BadRecordLog("error"))
+    prep = Preprocessing.fit(cfg, splits["train"])
+    weights = head_sample_weights(splits["validation"], cfg)
+    assert weights["label_from_image"].tolist() == [0.0] * 8 and weights["label"].tolist() == [1.0] * 8
+    assert weights["label_from_text"].tolist() == [1.0] * 8
+
+    model = build_model(cfg, prep)
+    compile_model(model, cfg, steps_per_epoch=1)
+    split = splits["validation"]
+    ds = make_dataset(split, prep.handlers, cfg.data, 8, training=False, targets=head_targets(split, cfg, prep.labels),
+                      sample_weights=weights)
+    losses = model.evaluate(ds, verbose=0, return_dict=True)
+    assert losses["label_from_image_loss"] == 0.0  # absent images teach the image head nothing
+    assert losses["label_from_text_loss"] > 0.1 and losses["label_loss"] > 0.1
+    raw["inputs"][0]["optional"] = False
+    assert head_sample_weights(splits["train"], config_from_dict(raw)) is None  # nothing can be absent
+
+
 @pytest.mark.parametrize("subtype, channels, rate", [
     ("PCM_16", 1, 8000), ("PCM_24", 2, 8000), ("PCM_32", 1, 16000), ("FLOAT", 2, 22050), ("PCM_U8", 1, 8000)])
 def test_audio_depths_channels_and_rates(tmp_path, subtype, channels, rate):

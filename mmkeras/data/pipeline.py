@@ -85,7 +85,8 @@ def disk_cache_file(cache_path, digest):
     return path
 
 
-def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, seed=0, cache_path=None):
+def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, seed=0, cache_path=None,
+                 sample_weights=None):
     """Build the tf.data pipeline for one split.
 
     Args:
@@ -96,12 +97,13 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         training: shuffle and random crops when True; fixed order otherwise.
         targets: output name → numpy targets, or None for inputs only.
         cache_path: file prefix for `data.cache: disk` (a fingerprint is appended); None streams instead.
+        sample_weights: head name → float32 [N] loss weights (needs `targets`), or None.
     """
     features = {}
     for h in handlers:
         features[h.name] = h.column(split.values[h.name])
         features[presence_key(h.name)] = split.presence[h.name].reshape(-1, 1)
-    elements = (features, targets) if targets is not None else (features,)
+    elements = (features,) + tuple(part for part in (targets, sample_weights) if part is not None)
     ds = tf.data.Dataset.from_tensor_slices(elements)
     cache = cache_mode(data_cfg, handlers, len(split), cache_path)
     buffer = min(len(split), data_cfg.shuffle_buffer)

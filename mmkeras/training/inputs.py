@@ -20,7 +20,7 @@ import numpy as np
 
 from mmkeras.data.pipeline import make_dataset
 from mmkeras.errors import DataError
-from mmkeras.heads import head_targets
+from mmkeras.heads import head_sample_weights, head_targets
 
 
 def shard(split, index, count):
@@ -56,7 +56,7 @@ def distributed_dataset(strategy, worker, split, cfg, prep, training, cache_path
         path = cache_path if cache_path is None or pipeline_id is None else f"{cache_path}-p{pipeline_id}"
         return make_dataset(records, prep.handlers, cfg.data, batch_size, training=training,
                             targets=head_targets(records, cfg, prep.labels), seed=cfg.training.seed,
-                            cache_path=path)
+                            cache_path=path, sample_weights=head_sample_weights(records, cfg))
 
     if worker.replicas == 1:
         return pipeline(split, global_batch), None
