@@ -65,7 +65,7 @@ def train(cfg, strategy, worker, run):
     save_config(cfg, run.config)
 
     # Each worker reads its own share of the records; the global batch is split across replicas.
-    cache_dir = cfg.data.cache_dir or run.cache
+    cache_dir = run.cache_dir(cfg.data.cache_dir)
     inputs = fit_inputs(strategy, worker, splits, cfg, prep, cache_dir)
     with strategy.scope():
         model = build_model(cfg, prep)

@@ -128,7 +128,8 @@ class DataConfig:
         cache: keep decoded samples between epochs: auto (in memory when they fit in
             `cache_limit_mb`), memory, disk (a file written in the first epoch, streamed back
             after it), or none (decode every epoch).
-        cache_dir: where `disk` caches go (default RUN_DIR/cache; removed when training finishes).
+        cache_dir: a folder for `disk` caches, e.g. on a fast local disk; each run caches into its
+            own subfolder (default RUN_DIR/cache; removed when training finishes).
     """
 
     train: str

@@ -1,5 +1,6 @@
 """The run directory layout (a user contract: scripts read these paths)."""
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -30,6 +31,17 @@ class RunDir:
         if name in LAYOUT:
             return os.path.join(self.path, LAYOUT[name])
         raise AttributeError(name)
+
+    def cache_dir(self, root=None):
+        """Where this run's disk caches go: RUN_DIR/cache, or a folder of its own under `root`.
+
+        Under a shared `root` (`data.cache_dir`) each run gets `<run name>-<hash of its path>`,
+        so runs never read or delete each other's caches, and a resumed run finds its own.
+        """
+        if root is None:
+            return self.cache
+        key = hashlib.sha256(self.chief.path.encode()).hexdigest()[:8]
+        return os.path.join(os.path.abspath(root), f"{os.path.basename(self.chief.path)}-{key}")
 
     @property
     def backup(self):

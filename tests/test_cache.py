@@ -103,3 +103,15 @@ def test_fit_inputs_cache_train_and_validation_and_remove_them(data, tmp_path):
     (tmp_path / "cache" / "notes.txt").write_text("not ours")
     remove_disk_caches(cache_dir)
     assert cache_files(tmp_path) == ["notes.txt"]  # a user's own file in data.cache_dir stays
+
+
+def test_each_run_caches_in_its_own_folder_under_a_shared_cache_dir(tmp_path):
+    from mmkeras.run_dir import RunDir
+
+    shared = str(tmp_path / "fast_disk")
+    first, other = RunDir(str(tmp_path / "a" / "run")), RunDir(str(tmp_path / "b" / "run"))
+    assert first.cache_dir() == str(tmp_path / "a" / "run" / "cache")
+    assert os.path.dirname(first.cache_dir(shared)) == shared
+    assert os.path.basename(first.cache_dir(shared)).startswith("run-")
+    assert first.cache_dir(shared) != other.cache_dir(shared)  # same run name, different runs
+    assert RunDir(str(tmp_path / "a" / "run")).cache_dir(shared) == first.cache_dir(shared)  # a resume finds it

@@ -93,7 +93,7 @@ def fit_inputs(strategy, worker, splits, cfg, prep, cache_dir=None):
 def remove_disk_caches(cache_dir):
     """Delete the disk caches fit_inputs wrote under `cache_dir` (and the folder, if left empty).
 
-    Only mmkeras's own files go: `data.cache_dir` may be a folder the user shares with other things.
+    Only mmkeras's own files go, in case the folder holds anything else.
     """
     for name in CACHED_SPLITS:
         for path in glob.glob(os.path.join(glob.escape(cache_dir), f"{name}-*")):
