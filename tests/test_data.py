@@ -257,3 +257,56 @@ def test_audio_crop_is_random_in_training_and_centred_otherwise():
     assert len(starts) > 5 and min(starts) >= 0 and max(starts) <= 90
     padded = fit_length(tf.ones([4]), 10, training=True).numpy()
     assert padded.tolist() == [1.0] * 4 + [0.0] * 6
+
+
+AUDIO_CASES = {  # name → (channels, rate, subtype, format, decoded natively by tf.audio.decode_wav)
+    "pcm16_mono": (1, 16000, "PCM_16", "WAV", True),
+    "pcm16_stereo": (2, 16000, "PCM_16", "WAV", True),
+    "pcm16_other_rate": (1, 8000, "PCM_16", "WAV", False),
+    "pcm24": (1, 16000, "PCM_24", "WAV", False),
+    "float": (2, 16000, "FLOAT", "WAV", False),
+    "ogg": (1, 16000, None, "OGG", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUDIO_CASES))
+def test_audio_decodes_natively_when_it_can_and_equals_soundfile(tmp_path, case):
+    from mmkeras.config import AudioInput
+    from mmkeras.data.audio import AudioModality, is_native_wav
+
+    channels, rate, subtype, fmt, native = AUDIO_CASES[case]
+    t = np.arange(rate // 2) / rate
+    data = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), -0.2 * np.sin(2 * np.pi * 330 * t)][:channels], axis=1)
+    path = str(tmp_path / f"a.{fmt.lower()}")
+    soundfile.write(path, data, rate, subtype=subtype, format=fmt)
+    assert bool(is_native_wav(tf.io.read_file(path), 16000)) is native
+    handler = AudioModality(AudioInput(name="speech", type="audio", column="audio", sample_rate=16000, seconds=1.0))
+    decoded = handler.decode(tf.constant(path)).numpy()
+    np.testing.assert_array_equal(decoded, load_audio(path, 16000))  # one waveform, whichever decoder
+
+
+def test_wav_with_another_chunk_first_and_truncated_bytes_are_not_native(tmp_path):
+    from mmkeras.data.audio import is_native_wav
+
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, np.zeros(1600), 16000, subtype="PCM_16")
+    raw = open(path, "rb").read()
+    with_list = raw[:12] + b"LIST" + (4).to_bytes(4, "little") + b"INFO" + raw[12:]  # valid WAV, fmt not first
+    for contents in (with_list, raw[:20], b"RIFF", b""):
+        assert not bool(is_native_wav(tf.constant(contents), 16000))
+    assert bool(is_native_wav(tf.constant(raw), 16000))
+
+
+@pytest.mark.parametrize("height, width", [(16, 16), (24, 20), (9, 16)])
+def test_image_decode_resizes_only_when_needed_with_the_same_pixels(tmp_path, height, width):
+    from PIL import Image
+
+    from mmkeras.data.image import decode_image_bytes
+
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(pixels).save(path)
+    decoded = decode_image_bytes(tf.io.read_file(str(path)), (16, 16), 3)
+    resized = tf.image.resize(pixels, (16, 16), method="bilinear", antialias=True)
+    assert decoded.shape == (16, 16, 3) and decoded.dtype == tf.float32
+    np.testing.assert_array_equal(decoded.numpy(), np.clip(resized.numpy(), 0, 255))

@@ -1,8 +1,12 @@
-"""Audio inputs: files read with soundfile (any WAV depth, FLAC, OGG), mono at the
-configured rate; cropped or padded to fixed length in tf.data; log-mel inside the model.
+"""Audio inputs: files read as mono float32 at the configured rate; cropped or padded
+to fixed length in tf.data; log-mel inside the model.
 
-soundfile runs through `tf.numpy_function` because TensorFlow's own `decode_wav`
-reads only 16-bit PCM and tensorflow-io's ops do not load on TF 2.21. The model
+16-bit PCM WAV files already at the configured rate (the common case for speech
+data) decode with TensorFlow's own `tf.audio.decode_wav`: no Python, no GIL, so
+decoding scales with tf.data's threads. Everything else (other WAV depths and
+rates, FLAC, OGG/Opus, non-canonical WAV headers) goes through soundfile in
+`tf.numpy_function`, since `decode_wav` reads only 16-bit PCM and tensorflow-io's
+ops do not load on TF 2.21. Both give the same samples (int16 / 32768). The model
 itself takes a float32 waveform, so the serving graph needs no Python.
 """
 import math
@@ -28,6 +32,35 @@ def load_audio(path, sample_rate):
         g = math.gcd(int(rate), int(sample_rate))
         wave = resample_poly(wave, sample_rate // g, int(rate) // g).astype(np.float32)
     return np.clip(wave, -1.0, 1.0)
+
+
+def _little_endian(header, start, length):
+    """Unsigned little-endian integer from `length` bytes of a uint8 header, as int64."""
+    values = tf.cast(header[start:start + length], tf.int64)
+    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(length)], tf.int64))
+
+
+def is_native_wav(contents, sample_rate):
+    """True when the file bytes are a canonical 16-bit PCM WAV at `sample_rate`: the files
+    `tf.audio.decode_wav` reads exactly as soundfile does.
+
+    Canonical: "RIFF....WAVE" with the "fmt " chunk first (offset 12). Files with other
+    chunks first (LIST, bext) are valid too but take the soundfile path.
+    """
+    # Padded, so a file shorter than a header compares as not-a-WAV instead of failing.
+    padded = tf.strings.join([contents, b"\0" * 36])
+    header = tf.io.decode_raw(tf.strings.substr(padded, 0, 36), tf.uint8)
+    magic = tf.strings.substr(padded, 0, 4) + tf.strings.substr(padded, 8, 8)
+    return tf.logical_and(
+        tf.equal(magic, b"RIFFWAVEfmt "),
+        tf.reduce_all(tf.stack([tf.equal(_little_endian(header, 20, 2), 1),              # PCM
+                                tf.equal(_little_endian(header, 24, 4), sample_rate),
+                                tf.equal(_little_endian(header, 34, 2), 16)])))          # bits per sample
+
+
+def decode_native_wav(contents):
+    audio, _ = tf.audio.decode_wav(contents)  # [samples, channels], int16 / 32768
+    return tf.clip_by_value(tf.reduce_mean(audio, axis=1), -1.0, 1.0)
 
 
 def fit_length(wave, num_samples, training):
@@ -65,8 +98,13 @@ class AudioModality(Modality):
 
     def decode(self, path):
         # Full-length waveform: the crop happens after the cache, so each epoch may crop anew.
-        wave = tf.numpy_function(
-            lambda p: load_audio(p.decode(), self.cfg.sample_rate), [path], tf.float32, stateful=False)
+        contents = tf.io.read_file(path)
+        wave = tf.cond(
+            is_native_wav(contents, self.cfg.sample_rate),
+            lambda: decode_native_wav(contents),
+            # The path arrives as bytes in tf.data, as a 0-d array when called eagerly.
+            lambda: tf.numpy_function(lambda p: load_audio(np.asarray(p).item().decode(), self.cfg.sample_rate),
+                                      [path], tf.float32, stateful=False))
         return tf.ensure_shape(wave, [None])
 
     def absent(self):
