@@ -29,6 +29,12 @@ def variant_path(ctx, report, variant):
     return os.path.join(ctx.run_dir, "export", report["variants"][variant]["path"])
 
 
+def frontend_runners(ctx, report):
+    """Input name → its exported float front-end, in LiteRT on one thread (none without audio)."""
+    return {name: LiteRTRunner(os.path.join(ctx.run_dir, "export", f["path"]), num_threads=1)
+            for name, f in report.get("frontends", {}).items()}
+
+
 @functools.cache
 def latency_inputs(ctx):
     """Batch-1 model inputs of the held-out split export verified on (its first N records)."""
@@ -85,8 +91,7 @@ def int8_latency(ctx, report):
     """Median batch-1 ms, interleaved: each variant file on front-end features, each front-end on its
     raw input, and each variant end to end (front-ends + file), as an app runs them."""
     inputs = latency_inputs(ctx)
-    frontends = {name: LiteRTRunner(os.path.join(ctx.run_dir, "export", f["path"]), num_threads=1)
-                 for name, f in report.get("frontends", {}).items()}
+    frontends = frontend_runners(ctx, report)
     tasks = {}
     for variant in ("float32", "int8"):
         pipeline = TFLitePipeline(LiteRTRunner(variant_path(ctx, report, variant), num_threads=1), frontends)
@@ -183,8 +188,7 @@ def predict(ctx):
     """Batch-1 latency of Keras `predict` ÷ the float32 TFLite file, on the same test inputs."""
     report, _ = ctx.exported()
     model = ctx.export_context.inference_model
-    frontends = {name: LiteRTRunner(os.path.join(ctx.run_dir, "export", f["path"]), num_threads=1)
-                 for name, f in report.get("frontends", {}).items()}
+    frontends = frontend_runners(ctx, report)
     # End to end on both sides: Keras computes the log-mel inside the model.
     lite = TFLitePipeline(LiteRTRunner(variant_path(ctx, report, "float32"), num_threads=1), frontends)
     inputs = latency_inputs(ctx)

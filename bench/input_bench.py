@@ -16,7 +16,7 @@ from bench.machine import usable_cores
 from bench.registry import BENCHMARKS
 from bench.timing import Stopwatch, interleave, rate, ratio, timed
 from mmkeras.data.pipeline import cache_mode, make_dataset
-from mmkeras.heads import head_targets
+from mmkeras.heads import head_sample_weights, head_targets
 from mmkeras.model import build_model
 from mmkeras.training.loop import compile_model
 
@@ -174,7 +174,8 @@ def train_path_dataset(ctx, cfg):
     """What train.py feeds model.fit on one replica (mmkeras.training.inputs): make_dataset over the split."""
     split = ctx.train_split
     return make_dataset(split, ctx.prep.handlers, cfg.data, cfg.training.batch_size, training=True,
-                        targets=head_targets(split, cfg, ctx.prep.labels), seed=cfg.training.seed)
+                        targets=head_targets(split, cfg, ctx.prep.labels), seed=cfg.training.seed,
+                        sample_weights=head_sample_weights(split, cfg))
 
 
 def stack(dataset):

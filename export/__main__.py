@@ -94,10 +94,11 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
         for name, keras_frontend in ctx.frontend_models.items():
             step(f"tflite {name} front-end (float32): converting")
             model_bytes = convert(save_tensor_model(keras_frontend, os.path.join(tmp, f"{name}_frontend")), float32)
+            details = inspect_tflite(model_bytes, float32, f"{name} front-end")  # refuses Flex ops before saving
             path = save_frontend(ctx, export_dir, name, model_bytes)
             frontends[name] = LiteRTRunner(model_bytes)
-            frontend_results[name] = {**verify_frontend(frontends[name], keras_frontend, samples, name),
-                                      **inspect_tflite(model_bytes, float32), "path": os.path.relpath(path, export_dir)}
+            frontend_results[name] = {**verify_frontend(frontends[name], keras_frontend, samples, name), **details,
+                                      "path": os.path.relpath(path, export_dir)}
             step(f"  {name} front-end: {len(model_bytes) / 1024:.1f} KB, "
                  f"{frontend_results[name]['latency_ms']:.2f} ms, max |diff| {frontend_results[name]['max_abs_diff']:.1e}")
         tensor_model = save_tensor_model(ctx.tflite_model, os.path.join(tmp, "tensor_model"))

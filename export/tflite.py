@@ -259,15 +259,16 @@ def gpu_compatibility(tflite_bytes):
     return {"compatible": not warnings, "warnings": warnings}
 
 
-def inspect_tflite(tflite_bytes, config):
-    """{"ops", "float_ops", "gpu"} of one variant for the report; raises on non-builtin ops.
+def inspect_tflite(tflite_bytes, config, name=None):
+    """{"ops", "float_ops", "gpu"} of one model for the report; raises on non-builtin ops.
 
     Args:
         tflite_bytes: the converted model.
         config: its QuantizationConfig; float ops are listed only for full-integer models,
             where they are the exception (elsewhere every op computes in float).
+        name: what error messages call the model (default: the quantisation variant).
     """
-    return {"ops": op_summary(tflite_bytes, config.name),
+    return {"ops": op_summary(tflite_bytes, name or config.name),
             "float_ops": float_ops(tflite_bytes) if config.full_integer else None,
             "gpu": gpu_compatibility(tflite_bytes)}
 

@@ -176,7 +176,7 @@ def verify_variant(runner, samples, keras_outputs, ctx, variant):
     """Score one exported variant on `samples` against the Keras model; gate its parity.
 
     Args:
-        runner: a LiteRTRunner or SavedModelRunner.
+        runner: a TFLitePipeline (a variant with its front-ends), a LiteRTRunner or a SavedModelRunner.
         samples: list of (inputs, targets), batch 1, in the runner's input format
             (`ExportContext.samples` for TFLite; raw examples for the SavedModel).
         keras_outputs: the Keras model's output dict for each sample (computed once, shared).

@@ -321,12 +321,26 @@ def config_from_dict(raw):
     return cfg
 
 
+def _derived_names(cfg):
+    """Names mmkeras makes from the configured ones → what they name (model and export tensors, heads)."""
+    derived = {}
+    for i in cfg.inputs:
+        derived[f"{i.name}_present"] = f"the presence flag of input '{i.name}'"
+        derived[f"{i.name}_features"] = f"the TFLite front-end output of input '{i.name}'"
+        for o in cfg.outputs:
+            derived[f"{o.name}_from_{i.name}"] = f"the auxiliary head of output '{o.name}' on input '{i.name}'"
+    return derived
+
+
 def _check_cross_references(cfg):
     seen = {}
+    derived = _derived_names(cfg)
     for kind, items in (("input", cfg.inputs), ("output", cfg.outputs)):
         for item in items:
             if item.name in seen:
                 raise ConfigError(f"{kind} name '{item.name}' is used twice (also an {seen[item.name]})")
+            if item.name in derived:
+                raise ConfigError(f"{kind} name '{item.name}' is reserved: it is {derived[item.name]}; rename it")
             seen[item.name] = kind
     if not 0 <= cfg.fusion.modality_dropout < 1:
         raise ConfigError(f"fusion.modality_dropout: expected a value in [0, 1), got {cfg.fusion.modality_dropout}")

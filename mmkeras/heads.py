@@ -105,8 +105,10 @@ def head_sample_weights(split, cfg):
     An auxiliary head `<output>_from_<input>` sees only its input's embedding, so a record
     whose input is absent (zeros) has nothing to teach it: the loss would only pull the
     head, and through it the encoder, towards predicting the label prior from zeros.
-    Those records weigh 0 for it; main heads weigh every record 1. Decided by the config,
-    not the data, so every worker's shard has the same (inputs, targets, weights) structure.
+    Those records weigh 0 for it; main heads weigh every record 1. Keras averages a weighted
+    loss over the batch, not over the weights, so an auxiliary head's pull scales with how
+    often its modality is present. Decided by the config, not the data, so every worker's
+    shard has the same (inputs, targets, weights) structure.
     """
     if not any(i.optional for i in cfg.inputs):
         return None

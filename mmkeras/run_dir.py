@@ -37,6 +37,8 @@ class RunDir:
 
         Under a shared `root` (`data.cache_dir`) each run gets `<run name>-<hash of its path>`,
         so runs never read or delete each other's caches, and a resumed run finds its own.
+        (Without a root, a non-chief worker's caches live in its temporary run folder and go
+        with it at exit: a restarted worker decodes its first epoch again.)
         """
         if root is None:
             return self.cache

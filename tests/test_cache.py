@@ -115,3 +115,32 @@ def test_each_run_caches_in_its_own_folder_under_a_shared_cache_dir(tmp_path):
     assert os.path.basename(first.cache_dir(shared)).startswith("run-")
     assert first.cache_dir(shared) != other.cache_dir(shared)  # same run name, different runs
     assert RunDir(str(tmp_path / "a" / "run")).cache_dir(shared) == first.cache_dir(shared)  # a resume finds it
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_a_cache_holds_records_in_random_order_not_the_manifests(data, tmp_path, cache):
+    """A manifest sorted by label must not become label-sorted batches once cached."""
+    import dataclasses
+
+    cfg, splits, prep, _ = data
+    data_cfg = dataclasses.replace(cfg.data, cache=cache, shuffle_buffer=1)  # no mixing after the cache
+    split = splits["train"]
+    ds = make_dataset(split, prep.handlers, data_cfg, 4, training=True, cache_path=str(tmp_path / "c" / "train"))
+    manifest = [float(np.float32(v[0])) for v in split.values["stats"]]
+    for _ in range(2):
+        order = [float(v) for (x,) in ds.as_numpy_iterator() for v in x["stats"][:, 0]]
+        assert sorted(order) == sorted(manifest)
+        assert abs(np.corrcoef(np.argsort(order), np.argsort(manifest))[0, 1]) < 0.6
+
+
+def test_disk_cache_shuffle_buffer_stays_within_the_memory_budget(data):
+    import dataclasses
+
+    from mmkeras.data.pipeline import shuffle_buffer
+
+    cfg, _, prep, _ = data
+    per_sample = 4 * (16 * 16 * 3 + 6 + 4000 + 2)  # the tiny config's decoded sizes
+    small = dataclasses.replace(cfg.data, cache_limit_mb=1, shuffle_buffer=10000)
+    assert shuffle_buffer(small, prep.handlers, 100000, "disk") == 2**20 // per_sample
+    assert shuffle_buffer(small, prep.handlers, 100000, "memory") == 10000
+    assert shuffle_buffer(small, prep.handlers, 30, "disk") == 30

@@ -285,16 +285,31 @@ def test_audio_decodes_natively_when_it_can_and_equals_soundfile(tmp_path, case)
     np.testing.assert_array_equal(decoded, load_audio(path, 16000))  # one waveform, whichever decoder
 
 
-def test_wav_with_another_chunk_first_and_truncated_bytes_are_not_native(tmp_path):
-    from mmkeras.data.audio import is_native_wav
+def test_non_canonical_wavs_take_the_soundfile_path(tmp_path):
+    """tf.audio.decode_wav rejects several valid layouts mid-epoch; they must go to soundfile."""
+    from mmkeras.config import AudioInput
+    from mmkeras.data.audio import AudioModality, is_native_wav
 
     path = str(tmp_path / "a.wav")
-    soundfile.write(path, np.zeros(1600), 16000, subtype="PCM_16")
+    soundfile.write(path, 0.3 * np.sin(np.arange(1601) / 5), 16000, subtype="PCM_16")
     raw = open(path, "rb").read()
-    with_list = raw[:12] + b"LIST" + (4).to_bytes(4, "little") + b"INFO" + raw[12:]  # valid WAV, fmt not first
-    for contents in (with_list, raw[:20], b"RIFF", b""):
-        assert not bool(is_native_wav(tf.constant(contents), 16000))
     assert bool(is_native_wav(tf.constant(raw), 16000))
+    chunk = b"id3 " + (3).to_bytes(4, "little") + b"abc\0"  # odd-sized chunk, padded
+    readable = {  # layouts soundfile reads: decoded through it, to the same samples
+        "chunk_before_fmt": raw[:12] + b"LIST" + (4).to_bytes(4, "little") + b"INFO" + raw[12:],
+        "chunk_after_data": raw + chunk,
+        "fmt_size_18": raw[:16] + (18).to_bytes(4, "little") + raw[20:36] + b"\0\0" + raw[36:],
+    }
+    broken = {"truncated_data": raw[:-10], "unknown_data_size": raw[:40] + b"\xff" * 4 + raw[44:],
+              "header_only": raw[:20], "riff_only": b"RIFF", "empty": b""}
+    for name, contents in {**readable, **broken}.items():
+        assert not bool(is_native_wav(tf.constant(contents), 16000)), name
+    handler = AudioModality(AudioInput(name="speech", type="audio", column="audio", sample_rate=16000, seconds=1.0))
+    for name, contents in readable.items():
+        variant = str(tmp_path / f"{name}.wav")
+        with open(variant, "wb") as f:
+            f.write(contents)
+        np.testing.assert_array_equal(handler.decode(tf.constant(variant)).numpy(), load_audio(path, 16000))
 
 
 @pytest.mark.parametrize("height, width", [(16, 16), (24, 20), (9, 16)])

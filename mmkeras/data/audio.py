@@ -44,18 +44,28 @@ def is_native_wav(contents, sample_rate):
     """True when the file bytes are a canonical 16-bit PCM WAV at `sample_rate`: the files
     `tf.audio.decode_wav` reads exactly as soundfile does.
 
-    Canonical: "RIFF....WAVE" with the "fmt " chunk first (offset 12). Files with other
-    chunks first (LIST, bext) are valid too but take the soundfile path.
+    Canonical: the 44-byte header — "RIFF....WAVE", a 16-byte "fmt " chunk, then the "data"
+    chunk, whose size is whole frames and ends the file. Valid WAVs laid out otherwise (other
+    chunks before or after the data, an 18/40-byte fmt chunk, WAVE_FORMAT_EXTENSIBLE, a
+    streaming writer's unknown data size, a truncated file) take the soundfile path:
+    `decode_wav` rejects several of them, which would stop training mid-epoch.
     """
     # Padded, so a file shorter than a header compares as not-a-WAV instead of failing.
-    padded = tf.strings.join([contents, b"\0" * 36])
-    header = tf.io.decode_raw(tf.strings.substr(padded, 0, 36), tf.uint8)
-    magic = tf.strings.substr(padded, 0, 4) + tf.strings.substr(padded, 8, 8)
+    padded = tf.strings.join([contents, b"\0" * 44])
+    header = tf.io.decode_raw(tf.strings.substr(padded, 0, 44), tf.uint8)
+    magic = tf.strings.join([tf.strings.substr(padded, 0, 4), tf.strings.substr(padded, 8, 8),
+                             tf.strings.substr(padded, 36, 4)])
+    data_size = _little_endian(header, 40, 4)
+    block_align = _little_endian(header, 32, 2)
     return tf.logical_and(
-        tf.equal(magic, b"RIFFWAVEfmt "),
-        tf.reduce_all(tf.stack([tf.equal(_little_endian(header, 20, 2), 1),              # PCM
+        tf.equal(magic, b"RIFFWAVEfmt data"),
+        tf.reduce_all(tf.stack([tf.equal(_little_endian(header, 16, 4), 16),           # fmt chunk size
+                                tf.equal(_little_endian(header, 20, 2), 1),            # PCM
                                 tf.equal(_little_endian(header, 24, 4), sample_rate),
-                                tf.equal(_little_endian(header, 34, 2), 16)])))          # bits per sample
+                                tf.equal(_little_endian(header, 34, 2), 16),           # bits per sample
+                                tf.greater(block_align, 0),
+                                tf.equal(tf.math.floormod(data_size, tf.maximum(block_align, 1)), 0),
+                                tf.equal(44 + data_size, tf.cast(tf.strings.length(contents), tf.int64))])))
 
 
 def decode_native_wav(contents):

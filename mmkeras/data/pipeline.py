@@ -10,6 +10,7 @@ optimisation: `memory` when the decoded split fits (`auto` decides by size), or
 back from it afterwards, for data sets too large for memory whose decoding
 (compressed audio above all) costs more than reading the decoded bytes.
 """
+import dataclasses
 import glob
 import hashlib
 import json
@@ -45,6 +46,24 @@ def cache_mode(data_cfg, handlers, n, cache_path=None):
     return data_cfg.cache
 
 
+def shuffle_buffer(data_cfg, handlers, n, cache):
+    """Decoded samples held by the per-epoch shuffle after a cache.
+
+    A disk cache is for data that does not fit in memory, so its buffer is also kept
+    within `cache_limit_mb` of decoded samples (audio before cropping can be longer, so
+    this is an estimate).
+    """
+    buffer = min(n, data_cfg.shuffle_buffer)
+    if cache == "disk":
+        per_sample = max(_decoded_bytes(handlers, 1), 1)
+        buffer = min(buffer, max(1, data_cfg.cache_limit_mb * 2**20 // per_sample))
+    return buffer
+
+
+# Bump when decoding changes what a cached sample holds, so no run reads an older version's cache.
+CACHE_VERSION = 1
+
+
 def _json_default(value):
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
@@ -52,13 +71,16 @@ def _json_default(value):
 def fingerprint(split, handlers, targets):
     """A hash of everything a disk cache holds: records, file sizes and times, preprocessing, targets.
 
-    A changed manifest, a file rewritten in place, a new vocabulary or input setting gives a
-    new fingerprint, so a cache left by an earlier run is never read for different data.
+    A changed manifest, a file rewritten in place, a new vocabulary or input setting (or a
+    new CACHE_VERSION) gives a new fingerprint, so a cache left by an earlier run is never
+    read for different data.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"mmkeras-cache-{CACHE_VERSION}".encode())
     for h in handlers:
         values = split.values[h.name]
-        digest.update(json.dumps([h.cfg, h.state, values, split.presence[h.name]], default=_json_default,
+        # The input's settings without its encoder's: the encoder does not change decoded samples.
+        settings = {k: v for k, v in dataclasses.asdict(h.cfg).items() if k != "encoder"}
+        digest.update(json.dumps([settings, h.state, values, split.presence[h.name]], default=_json_default,
                                  sort_keys=True).encode())
         if h.reads_files:
             stats = [os.stat(v) for v, p in zip(values, split.presence[h.name]) if p > 0]
@@ -106,9 +128,11 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
     elements = (features,) + tuple(part for part in (targets, sample_weights) if part is not None)
     ds = tf.data.Dataset.from_tensor_slices(elements)
     cache = cache_mode(data_cfg, handlers, len(split), cache_path)
-    buffer = min(len(split), data_cfg.shuffle_buffer)
-    if training and cache == "none":
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    if training:
+        # Index slices are cheap to shuffle whole. With a cache the order is fixed once, so the
+        # cache holds records in random order (not the manifest's, which may be sorted by label)
+        # and the bounded shuffle after it mixes further every epoch.
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=cache == "none")
 
     def decode(x, *rest):
         out = dict(x)
@@ -128,6 +152,7 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
     if cache != "none":
         ds = ds.cache(disk_cache_file(cache_path, fingerprint(split, handlers, targets)) if cache == "disk" else "")
         if training:
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(shuffle_buffer(data_cfg, handlers, len(split), cache), seed=seed,
+                            reshuffle_each_iteration=True)
     ds = ds.map(finalize, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -13,6 +13,7 @@ by data (AutoShardPolicy.DATA) would instead decode every record on every worker
 and needs the record order identical on all of them, which parallel decoding does
 not give.
 """
+import contextlib
 import glob
 import os
 
@@ -97,8 +98,8 @@ def remove_disk_caches(cache_dir):
     """
     for name in CACHED_SPLITS:
         for path in glob.glob(os.path.join(glob.escape(cache_dir), f"{name}-*")):
-            os.remove(path)
-    try:
+            # Workers sharing a data.cache_dir finish together and may remove the same files.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    with contextlib.suppress(OSError):  # absent, or holds someone else's files
         os.rmdir(cache_dir)
-    except OSError:  # absent, or holds someone else's files
-        pass
