@@ -22,11 +22,11 @@ from mmkeras.io import atomic_write_text
 FACTORS = (1, 10)
 # `none` streams (the goal's configuration); `auto` caches decoded samples while they fit.
 CACHE_MODES = ("none", "auto")
-FILE_INPUTS = {"image", "audio"}  # input types whose manifest values are file paths
 
 
 def file_columns(cfg):
-    return [i.columns_used()[0] for i in cfg.inputs if i.type in FILE_INPUTS]
+    """Manifest columns holding file paths (the inputs whose handlers read files)."""
+    return [i.columns_used()[0] for i in cfg.inputs if handler(i).reads_files]
 
 
 def first_records(manifest, n=None):

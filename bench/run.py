@@ -21,11 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmkeras.cli import quiet_tensorflow  # noqa: E402
-
-
-def step(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+from mmkeras.cli import quiet_tensorflow, step  # noqa: E402
 
 
 def run_benchmarks(ctx, names):

@@ -12,9 +12,8 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
-from mmkeras.cli import quiet_tensorflow, run_cli
+from mmkeras.cli import quiet_tensorflow, run_cli, step
 
 FORMATS = ("saved_model", "tflite")
 WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
@@ -22,10 +21,6 @@ WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests war
 
 def _split_list(text):
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
-
-
-def step(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main(args):

@@ -24,6 +24,20 @@ def features_key(name):
     return f"{name}_features"
 
 
+def apply_frontends(inputs, frontends):
+    """Model inputs → the TFLite variants' inputs: each front-end's output in place of its raw input.
+
+    Args:
+        inputs: one batch of model inputs, name → array.
+        frontends: input name → callable `{name: raw}` → `{<name>_features: features}` (the Keras
+            front-end models, or their LiteRT runners).
+    """
+    feed = dict(inputs)
+    for name, frontend in frontends.items():
+        feed.update({k: np.asarray(v) for k, v in frontend({name: feed.pop(name)}).items()})
+    return feed
+
+
 def input_specs(model):
     """A dict-input Keras model's inputs → (shape without batch, dtype name), in input order."""
     return {name: (tuple(t.shape[1:]), t.dtype.name) for name, t in model.input.items()}
@@ -83,10 +97,7 @@ class ExportContext:
 
     def tflite_inputs(self, inputs):
         """One batch of model inputs → the TFLite models' inputs (front-ends applied in Keras)."""
-        out = dict(inputs)
-        for name, frontend in self.frontend_models.items():
-            out.update({k: np.asarray(v) for k, v in frontend({name: out.pop(name)}).items()})
-        return out
+        return apply_frontends(inputs, self.frontend_models)
 
     def split(self, name):
         if self._splits is None:

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
 from ai_edge_litert.interpreter import Interpreter
 
-from export.context import features_key
+from export.context import apply_frontends, features_key
 from export.saved_model import keras_output
 
 from mmkeras.errors import UserError
@@ -93,10 +93,7 @@ class TFLitePipeline:
 
     def features(self, inputs):
         """Model inputs → the variant's inputs (front-end outputs in place of their raw inputs)."""
-        feed = dict(inputs)
-        for name, frontend in self.frontends.items():
-            feed.update(frontend({name: feed.pop(name)}))
-        return feed
+        return apply_frontends(inputs, self.frontends)
 
     def __call__(self, inputs):
         return self.model(self.features(inputs))

@@ -1,6 +1,7 @@
 """Shared command-line behaviour: user errors are one line and exit 2; --debug shows tracebacks."""
 import os
 import sys
+import time
 
 from mmkeras.errors import UserError
 
@@ -8,6 +9,11 @@ from mmkeras.errors import UserError
 def quiet_tensorflow():
     """Hide TensorFlow's C++ info/warning lines at CLI start (never at library import)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def step(message):
+    """A progress line with the wall-clock time, flushed at once (long commands, logs)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run_cli(main, args):

@@ -5,6 +5,11 @@ import tf_keras as keras
 from mmkeras.layers.masking import masked_softmax
 
 
+def sequence_length(x):
+    """Length of axis 1: static when known (TFLite keeps static shapes), else dynamic."""
+    return x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
 class PaddingMask(keras.layers.Layer):
     """Boolean mask of real tokens: True where the token id is not the padding id.
@@ -87,8 +92,7 @@ class TransformerBlock(keras.layers.Layer):
 
     def _split_heads(self, x):
         """[B, T, dim] → [B, heads, T, dim / heads]."""
-        length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
-        x = tf.reshape(x, [-1, length, self.heads, self.dim // self.heads])
+        x = tf.reshape(x, [-1, sequence_length(x), self.heads, self.dim // self.heads])
         return tf.transpose(x, [0, 2, 1, 3])
 
     def _attend(self, h, key_mask, training):
@@ -104,8 +108,7 @@ class TransformerBlock(keras.layers.Layer):
             weights = masked_softmax(scores, key_mask)
         weights = self.attention_dropout(weights, training=training)
         context = tf.transpose(tf.matmul(weights, value), [0, 2, 1, 3])  # [B, T, heads, depth]
-        length = context.shape[1] if context.shape[1] is not None else tf.shape(context)[1]
-        return self.attention_output(tf.reshape(context, [-1, length, self.dim]))
+        return self.attention_output(tf.reshape(context, [-1, sequence_length(context), self.dim]))
 
     def _residual(self, x, norm, branch, training):
         if self.norm_first:
@@ -165,8 +168,7 @@ class PositionEmbedding(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        length = inputs.shape[1] if inputs.shape[1] is not None else tf.shape(inputs)[1]
-        return inputs + tf.cast(self.position_embeddings[:length], inputs.dtype)
+        return inputs + tf.cast(self.position_embeddings[:sequence_length(inputs)], inputs.dtype)
 
     def get_config(self):
         return {**super().get_config(), "max_length": self.max_length, "dim": self.dim}
