@@ -325,7 +325,9 @@ def _audio_steps(handler, ctx):
 def _numeric_steps(handler, ctx):
     return {
         "columns": list(handler.cfg.columns), "values": "float32 raw values in this column order",
-        "in_model": "standardised as (x - mean) / sqrt(variance); given for reference only",
+        "in_model": "columns flagged in `log` become sign(x)*log(1+|x|), then every column is standardised "
+                    "as (x - mean) / sqrt(variance); given for reference only",
+        "log": handler.state.get("log", [False] * len(handler.cfg.columns)),
         "mean": handler.state["mean"], "variance": handler.state["variance"],
     }
 

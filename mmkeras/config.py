@@ -96,9 +96,16 @@ class AudioInput(InputConfig):
 
 @dataclasses.dataclass
 class NumericInput(InputConfig):
-    """Several numeric columns, standardised with mean/variance from the training split."""
+    """Several numeric columns, standardised with mean/variance from the training split.
+
+    Args:
+        transform: before standardising, "auto" takes a signed log of the columns whose
+            largest magnitude is over 100× their median one (heavy-tailed: sizes, counts),
+            "log" of every column, "none" of none.
+    """
 
     columns: list[str] = dataclasses.field(default_factory=list)
+    transform: Literal["auto", "log", "none"] = "auto"
 
     def columns_used(self):
         return list(self.columns)
@@ -195,6 +202,9 @@ class TrainingConfig:
     weight_decay: float = 0.05
     # Patience in epochs on validation loss; the best epoch's weights are kept.
     early_stopping_patience: int = 5
+    # Which validation figure picks the best epoch and stops early: the loss, or the first
+    # output's primary metric where Keras computes it (loop.monitored_metric).
+    monitor: Literal["loss", "primary"] = "loss"
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
     mixed_precision: bool = False
     jit_compile: bool = False

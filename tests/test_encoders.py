@@ -60,7 +60,9 @@ def assert_save_load(model, inputs, path):
 # (encoder type, modality, params as they arrive from YAML, expected embedding size)
 ENCODER_CASES = [
     ("cnn", "image", {"filters": [4, 8], "convs_per_stage": 1, "dim": 6}, 6),
+    ("cnn", "image", {"filters": [4, 8], "dim": 6, "pooling": "flatten", "augment": 0.1}, 6),
     ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "dropout": 0.1}, 6),
+    ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "normalize": "utterance", "spec_augment": True}, 6),
     ("transformer", "text", {"dim": 8, "heads": 2, "layers": 2, "ff_dim": 16}, 8),
     ("bow", "text", {"dim": 8}, 8),
     ("mlp", "numeric", {"units": [8, 6], "dropout": 0.1}, 6),

@@ -1,4 +1,10 @@
-"""Numeric inputs: several columns → float32 vector, standardised inside the model."""
+"""Numeric inputs: several columns → float32 vector, standardised inside the model.
+
+Heavy-tailed columns (sizes, counts, prices: a few values thousands of times the
+typical one) are first compressed with a signed log, chosen per column on the
+training split (`transform: auto`): standardised raw, such a column is a handful of
+huge outliers and a crowd of near-identical values around -0.1.
+"""
 import math
 
 import numpy as np
@@ -6,6 +12,45 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality
+
+# A column is heavy-tailed when its largest magnitude is this many times its typical
+# (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
+HEAVY_TAIL_RATIO = 100.0
+
+
+def signed_log1p(x):
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def is_heavy_tailed(column):
+    magnitude = np.abs(column)
+    typical = np.median(magnitude)
+    return bool(magnitude.max() > HEAVY_TAIL_RATIO * max(typical, 1e-12)) and bool(magnitude.max() > 1.0)
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class SignedLog1p(keras.layers.Layer):
+    """[B, n] → sign(x)·log(1 + |x|) on the columns flagged in `columns`, the others unchanged.
+
+    Args:
+        columns: one bool per column.
+
+    Example:
+        SignedLog1p([True, False])(numbers)
+    """
+
+    def __init__(self, columns, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.columns = [bool(c) for c in columns]
+
+    def call(self, x):
+        flag = tf.constant([self.columns], x.dtype)
+        logged = tf.sign(x) * tf.math.log(1.0 + tf.abs(x))
+        return flag * logged + (1.0 - flag) * x
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns}
 
 
 @MODALITIES.register("numeric")
@@ -40,7 +85,15 @@ class NumericModality(Modality):
 
     def fit(self, values):
         matrix = np.asarray(values, dtype=np.float64).reshape(-1, len(self.cfg.columns))
-        self.state = {"mean": matrix.mean(axis=0).tolist(), "variance": matrix.var(axis=0).tolist()}
+        log = [self._wants_log(column) for column in matrix.T]
+        transformed = np.where(log, signed_log1p(matrix), matrix)
+        self.state = {"mean": transformed.mean(axis=0).tolist(), "variance": transformed.var(axis=0).tolist(),
+                      "log": log}
+
+    def _wants_log(self, column):
+        if self.cfg.transform != "auto":
+            return self.cfg.transform == "log"
+        return is_heavy_tailed(column)
 
     def feature_shape(self):
         return (len(self.cfg.columns),)
@@ -64,6 +117,9 @@ class NumericModality(Modality):
         return np.asarray(self.empty_value if value is None else value, np.float32)
 
     def preprocess(self, x):
+        log = self.state.get("log", [False] * len(self.cfg.columns))  # runs saved before `transform`
+        if any(log):
+            x = SignedLog1p(log, name=f"{self.name}_log")(x)
         # Stored as layer weights so the exported graph standardises by itself.
         variance = [max(v, 1e-12) for v in self.state["variance"]]
         # float32 even under mixed precision: raw columns can be large (bfloat16 keeps 8 bits).

@@ -64,8 +64,21 @@ class EpochHistory(keras.callbacks.Callback):
         atomic_write_text(self.path, out.getvalue())
 
 
+def monitored_metric(cfg):
+    """(history key, mode) that chooses the best epoch: the validation loss, or with
+    `training.monitor: primary` the first output's Keras metric (accuracy for a category
+    output, MAE for a numeric one; multilabel outputs have no Keras F1, so their loss)."""
+    out = cfg.outputs[0]
+    if cfg.training.monitor == "loss" or out.type == "multilabel":
+        return "val_loss", "min"
+    metric, mode = ("accuracy", "max") if out.type == "category" else ("mae", "min")
+    # tf_keras prefixes a metric with its head's name only when the model has several heads.
+    several = len(cfg.outputs) > 1 or any(o.aux_weight > 0 for o in cfg.outputs)
+    return (f"val_{out.name}_{metric}" if several else f"val_{metric}"), mode
+
+
 class BestEpoch(keras.callbacks.EarlyStopping):
-    """Early stopping on val_loss that ends training with the best epoch's weights.
+    """Early stopping on a validation figure that ends training with the best epoch's weights.
 
     The best weights are kept in memory by every worker (the same on all: val_loss is
     reduced across replicas), so no worker has to read a file another one writes; each
@@ -76,11 +89,13 @@ class BestEpoch(keras.callbacks.EarlyStopping):
 
     Args:
         run: the RunDir this process writes (its `chief` holds the history to resume).
-        patience: epochs without a better val_loss before training stops.
+        patience: epochs without a better validation figure before training stops.
+        monitor, mode: the history key watched and whether lower ("min") or higher is better.
     """
 
-    def __init__(self, run, patience):
-        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+    def __init__(self, run, patience, monitor="val_loss", mode="min"):
+        super().__init__(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
+        self.higher_is_better = mode == "max"
         self.run = run
         self.first_epoch = None
 
@@ -93,9 +108,9 @@ class BestEpoch(keras.callbacks.EarlyStopping):
         rows = read_history(self.run.chief.history, before=epoch)
         if not rows or not os.path.exists(self.run.chief.checkpoint):
             return
-        losses = [float(r["val_loss"]) for r in rows]
-        best = int(np.argmin(losses))
-        self.best, self.best_epoch, self.wait = losses[best], int(rows[best]["epoch"]), len(rows) - 1 - best
+        values = [float(r[self.monitor]) for r in rows]
+        best = int(np.argmax(values) if self.higher_is_better else np.argmin(values))
+        self.best, self.best_epoch, self.wait = values[best], int(rows[best]["epoch"]), len(rows) - 1 - best
         current = self.model.get_weights()
         self.model.load_weights(self.run.chief.checkpoint)
         self.best_weights = self.model.get_weights()
@@ -115,7 +130,7 @@ def standard_callbacks(cfg, run):
     os.makedirs(os.path.dirname(run.checkpoint), exist_ok=True)
     return [
         keras.callbacks.TensorBoard(run.logs),
-        BestEpoch(run, cfg.training.early_stopping_patience),
+        BestEpoch(run, cfg.training.early_stopping_patience, *monitored_metric(cfg)),
         EpochHistory(run.history),
         # Last: an epoch counts as finished (not redone after a resume) only once
         # the callbacks above have recorded it.

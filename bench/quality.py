@@ -1,0 +1,64 @@
+"""The quality suite: mmkeras's defaults against Ludwig's on real data sets, side by side.
+
+    python bench/quality.py                          # every set, mmkeras and Ludwig, singles too
+    python bench/quality.py --sets digits_av,demo --peer none --no-single
+    python bench/quality.py --sets spoken_commands --tag specaug --mm-set inputs.speech.encoder.spec_augment=true
+    python bench/quality.py --table                  # print the table of what was measured
+
+Each set is built on first use into $MMKERAS_QUALITY_DATA (default ~/.cache/mmkeras/quality)
+by its bench/quality/<set>/build.py. Ludwig runs in its own virtualenv, created on
+first use (~/.cache/mmkeras/ludwig-venv); it is never a dependency of mmkeras. Every
+run's numbers go to OUT/results.jsonl as soon as it ends; the Markdown table to
+OUT/table.md. The sets and their provenance: bench/quality/README.md.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+# `python bench/quality.py` puts bench/ on sys.path, not the repository that holds `bench`.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.quality import common, harness  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", help=f"comma-separated (default: all): {', '.join(harness.available_sets())}")
+    parser.add_argument("--peer", choices=["ludwig", "none"], default="ludwig", help="default: %(default)s")
+    parser.add_argument("--epochs", type=int, default=15, help="epoch budget for every tool (default: %(default)s)")
+    parser.add_argument("--no-single", dest="single", action="store_false",
+                        help="skip the single-modality models")
+    parser.add_argument("--mm-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train.py --set override for the mmkeras runs (to measure a candidate default)")
+    parser.add_argument("--tag", default="defaults", help="names this configuration in the results (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs/quality", help="default: %(default)s")
+    parser.add_argument("--data", type=Path, default=common.CACHE_ROOT, help="where sets are built (default: %(default)s)")
+    parser.add_argument("--small", action="store_true", help="tiny versions of the sets (a smoke test)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the sets even if they are built")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per training run (default: %(default)s)")
+    parser.add_argument("--table", action="store_true", help="only print the table of OUT/results.jsonl")
+    return parser.parse_args(argv)
+
+
+def main(args):
+    results = args.out / "results.jsonl"
+    if not args.table:
+        known = harness.available_sets()
+        sets = args.sets.split(",") if args.sets else [s for s in known if s != "demo"]
+        unknown = [s for s in sets if s not in known]
+        if unknown:
+            print(f"error: --sets: unknown set(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
+                          tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
+                          timeout_s=args.timeout)
+    text = f"Machine: {harness.machine_line()}\n\n" + harness.table(harness.read_results(results))
+    (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

@@ -1,0 +1,207 @@
+"""Train mmkeras (and a peer) on every quality-suite set, side by side, and tabulate.
+
+For each set: the model on all its inputs, and one model per input alone, each with
+mmkeras's defaults (the set's config names no encoder, fusion or training settings)
+and with the peer's defaults, on the same splits and epoch budget. Every run is one
+subprocess measured the same way (`measure.run_measured`: wall time of the whole
+command, peak RSS of its process tree). Results accumulate in `<out>/results.jsonl`
+(one line per run, so an interrupted suite keeps what it measured); the table is
+rebuilt from it.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import yaml
+
+from bench.quality import common
+from bench.quality.measure import run_measured
+
+ROOT = Path(__file__).resolve().parents[2]
+QUALITY_DIR = Path(__file__).resolve().parent
+# Primary metric per output type, as mmkeras reports it (mmkeras.evaluation.metrics);
+# True where higher is better. Duplicated here on purpose: the harness must not import
+# TensorFlow (it only starts the runs).
+PRIMARY = {"category": ("accuracy", True), "multilabel": ("micro_f1", True), "numeric": ("mae", False)}
+
+
+def available_sets() -> list[str]:
+    """Every folder of bench/quality/ with a build.py, in name order, plus the shipped demo."""
+    sets = sorted(p.parent.name for p in QUALITY_DIR.glob("*/build.py"))
+    return sets + ["demo"]
+
+
+def ensure_built(name: str, root: Path, small: bool, rebuild: bool) -> Path:
+    """The set's folder under `root`, built first if it is not complete."""
+    out = common.set_dir(name + ("-small" if small else ""), root)
+    if rebuild or not common.is_built(out):
+        print(f"building {name} into {out}", flush=True)
+        if name == "demo":
+            build_demo(out)
+        else:
+            importlib.import_module(f"bench.quality.{name}.build").build(out, small=small)
+    return out
+
+
+def build_demo(out: Path) -> None:
+    """The shipped demo as a suite set: its manifests, its inputs and outputs, none of its model settings."""
+    common.clean_output(out)
+    cfg = yaml.safe_load((ROOT / "configs/demo.yaml").read_text(encoding="utf-8"))
+    demo = ROOT / "data/demo"
+    keep_in = ("name", "type", "column", "columns", "size", "channels", "max_tokens", "vocab_size",
+               "sample_rate", "seconds", "optional")
+    config = {"name": "demo",
+              "inputs": [{k: v for k, v in i.items() if k in keep_in} for i in cfg["inputs"]],
+              "outputs": [{k: v for k, v in o.items() if k in ("name", "type", "column")} for o in cfg["outputs"]]}
+    with open(out / "config.yaml", "w", encoding="utf-8") as f:
+        data = {"train": str(demo / "train.jsonl"), "validation": str(demo / "val.jsonl"),
+                "test": str(demo / "test.jsonl")}
+        yaml.safe_dump({"name": "demo", "data": data, **{k: v for k, v in config.items() if k != "name"}},
+                       f, sort_keys=False)
+    (out / "built.json").write_text(json.dumps({"source": "data/demo (shipped)"}), encoding="utf-8")
+
+
+def variant_config(set_path: Path, inputs: list[str] | None, work: Path) -> Path:
+    """The set's config restricted to `inputs` (None: all), data paths made absolute."""
+    cfg = yaml.safe_load((set_path / "config.yaml").read_text(encoding="utf-8"))
+    for key, value in cfg["data"].items():
+        if isinstance(value, str) and key in ("train", "validation", "test"):
+            cfg["data"][key] = str((set_path / value).resolve())
+    if inputs is not None:
+        cfg["inputs"] = [i for i in cfg["inputs"] if i["name"] in inputs]
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def variants(set_path: Path, single: bool) -> list[tuple[str, list[str] | None]]:
+    """("all", None) and, with `single`, ("only <input>", [input]) for every input of a multi-input set."""
+    cfg = yaml.safe_load((set_path / "config.yaml").read_text(encoding="utf-8"))
+    names = [i["name"] for i in cfg["inputs"]]
+    extra = [(f"only {n}", [n]) for n in names] if single and len(names) > 1 else []
+    return [("all", None), *extra]
+
+
+def expand_overrides(config: Path, overrides: list[str]) -> list[str]:
+    """`inputs.{audio}.x=v` → one `inputs.<name>.x=v` per audio input of the config (none if it has none),
+    so one candidate default can be tried on every set whatever its inputs are called."""
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    expanded = []
+    for assignment in overrides:
+        if "{" not in assignment:
+            expanded.append(assignment)
+            continue
+        for inp in cfg["inputs"]:
+            if "{" + inp["type"] + "}" in assignment:
+                expanded.append(assignment.replace("{" + inp["type"] + "}", inp["name"]))
+    return expanded
+
+
+def run_mmkeras(config: Path, epochs: int, out_dir: Path, overrides: list[str], timeout_s: float) -> dict:
+    """train.py with the set's config and the given --set overrides; test metrics from metrics.json."""
+    command = [sys.executable, str(ROOT / "train.py"), "--config", str(config), "--output", str(out_dir / "run"),
+               "--overwrite", "--set", f"training.epochs={epochs}"]
+    for assignment in expand_overrides(config, overrides):
+        command += ["--set", assignment]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = run_measured(command, out_dir / "train.log", env=env, cwd=str(ROOT), timeout_s=timeout_s)
+    metrics_path = out_dir / "run" / "metrics.json"
+    if result["returncode"] == 0 and metrics_path.exists():
+        test = json.loads(metrics_path.read_text(encoding="utf-8"))["test"]
+        result["metrics"] = {out: {k: v for k, v in m.items() if isinstance(v, float)} for out, m in test.items()}
+    return result
+
+
+def primary_metrics(config: Path) -> list[tuple[str, str, bool]]:
+    """[(output, metric, higher_is_better)] of a config, in output order."""
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    return [(o["name"], *PRIMARY[o.get("type", "category")]) for o in cfg["outputs"]]
+
+
+def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, overrides: list[str], tag: str,
+              out: Path, data_root: Path, small: bool = False, rebuild: bool = False,
+              timeout_s: float = 3600) -> list[dict]:
+    """Run every (set, variant, tool); append each result to `<out>/results.jsonl` as it finishes."""
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    rows = []
+    for name in sets:
+        set_path = ensure_built(name, data_root, small, rebuild)
+        for label, inputs in variants(set_path, single):
+            slug = label.replace(" ", "-")
+            work = out / "work" / tag / name / slug
+            config = variant_config(set_path, inputs, work)
+            tools = [("mmkeras", lambda: run_mmkeras(config, epochs, work / "mmkeras", overrides, timeout_s))]
+            if peer == "ludwig":
+                from bench.quality.ludwig_peer import run_ludwig
+                tools.append(("ludwig", lambda: run_ludwig(config, inputs, epochs, work / "ludwig")))
+            for tool, run in tools:
+                print(f"[{datetime.datetime.now():%H:%M:%S}] {name} / {label} / {tool} ({tag})", flush=True)
+                result = run()
+                row = {"tag": tag, "set": name, "variant": label, "tool": tool, "epochs": epochs,
+                       "overrides": overrides if tool == "mmkeras" else [],
+                       "primary": primary_metrics(config), **result,
+                       "time": datetime.datetime.now().isoformat(timespec="seconds")}
+                rows.append(row)
+                with open(results_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                print("   " + describe(row), flush=True)
+    return rows
+
+
+def describe(row: dict) -> str:
+    if row.get("returncode") != 0 or "metrics" not in row:
+        return f"FAILED (exit {row.get('returncode')}, log {row.get('log')})"
+    parts = [f"{o} {m} {row['metrics'][o][m]:.4f}" for o, m, _ in row["primary"] if o in row["metrics"]]
+    return ", ".join(parts) + f"; {row['wall_s']:.0f} s, {row['peak_rss_mb']:.0f} MB"
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _cell(row: dict | None, output: str, metric: str) -> str:
+    if row is None:
+        return "—"
+    if "metrics" not in row:
+        return "failed"
+    return f"{row['metrics'][output][metric]:.3f}"
+
+
+def table(rows: list[dict], tag: str | None = None) -> str:
+    """Markdown: per set, variant and output, mmkeras vs the peer; the newest row of each kind wins."""
+    latest = {}
+    for row in rows:
+        if tag is None or row["tag"] == tag:
+            latest[(row["tag"], row["set"], row["variant"], row["tool"])] = row
+    keys = sorted({k[:3] for k in latest}, key=lambda k: (k[0], k[1], k[2] != "all", k[2]))
+    lines = ["| tag | set | model | output (metric) | mmkeras | Ludwig | mmkeras − Ludwig | wall s (mm / ld) "
+             "| peak RSS MB (mm / ld) |", "|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        mm, ld = latest.get((*key, "mmkeras")), latest.get((*key, "ludwig"))
+        any_row = mm or ld
+        for output, metric, higher in any_row["primary"]:
+            delta = "—"
+            if mm and ld and "metrics" in mm and "metrics" in ld:
+                d = mm["metrics"][output][metric] - ld["metrics"][output][metric]
+                delta = f"{d:+.3f}" + ("" if higher else " (lower is better)")
+            wall = " / ".join(f"{r['wall_s']:.0f}" if r else "—" for r in (mm, ld))
+            rss = " / ".join(f"{r['peak_rss_mb']:.0f}" if r else "—" for r in (mm, ld))
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {output} ({metric}) | {_cell(mm, output, metric)} "
+                         f"| {_cell(ld, output, metric)} | {delta} | {wall} | {rss} |")
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    load = os.getloadavg()[0]
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {datetime.datetime.now():%Y-%m-%d %H:%M}, load {load:.1f}")
