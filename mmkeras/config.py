@@ -175,6 +175,8 @@ class OutputConfig:
         separator: multilabel values given as one string are split on it.
         label_smoothing: category outputs: target mass spread over all classes, a
             regulariser against over-confident predictions on small data.
+        standardize: numeric outputs: the head learns the target standardised with its
+            training mean and standard deviation (the model still outputs raw units).
     """
 
     name: str
@@ -185,6 +187,7 @@ class OutputConfig:
     separator: str = ";"
     # A regulariser against over-confident predictions on small data (README: the demo).
     label_smoothing: float = 0.1
+    standardize: bool = True
 
     @property
     def source(self):

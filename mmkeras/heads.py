@@ -37,6 +37,56 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
+@keras.saving.register_keras_serializable(package="mmkeras")
+class Destandardize(keras.layers.Layer):
+    """z → z·std + mean: a numeric head learns the standardised target, the model outputs its units.
+
+    A Dense head starts near 0; a target whose mean is 10 or 1e4 then takes most of
+    training just to move the bias there, and its squared error in raw units outweighs
+    every other head's loss in the shared layers.
+
+    Args:
+        mean, std: the target's mean and standard deviation on the training split.
+
+    Example:
+        y = Destandardize(12.5, 3.0)(keras.layers.Dense(1)(x))
+    """
+
+    def __init__(self, mean=0.0, std=1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, z):
+        return z * self.std + self.mean
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class StandardizedMSE(keras.losses.Loss):
+    """Mean squared error in units of the target's standard deviation: ((y − ŷ) / std)².
+
+    Keeps a numeric head's loss on the scale of a cross-entropy whatever the target's
+    units, so `loss_weight` means the same for every output type.
+
+    Args:
+        std: the target's standard deviation on the training split.
+    """
+
+    def __init__(self, std=1.0, name="standardized_mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.std = float(std)
+
+    def call(self, y_true, y_pred):
+        y_true = tf.reshape(tf.cast(y_true, y_pred.dtype), tf.shape(y_pred))
+        return tf.reduce_mean(tf.square((y_pred - y_true) / self.std), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "std": self.std}
+
+
 @dataclasses.dataclass(frozen=True)
 class HeadType:
     activation: str
@@ -49,6 +99,12 @@ HEAD_TYPES = {
     "multilabel": HeadType("sigmoid", lambda out: "binary_crossentropy", ("binary_accuracy",)),
     "numeric": HeadType("linear", lambda out: "mse", ("mae",)),
 }
+
+
+def numeric_scale(out, targets):
+    """The (mean, std) a numeric output's head learns in, or None when it learns raw values."""
+    stats = targets.get(out.name) if out.standardize else None
+    return (stats["mean"], stats["std"]) if stats else None
 
 
 def aux_output_name(output, modality):
@@ -65,29 +121,40 @@ def heads(cfg):
                 yield aux_output_name(out.name, inp.name), out, out.aux_weight, inp.name
 
 
-def build_heads(fused, embeddings, cfg, labels):
+def build_heads(fused, embeddings, cfg, labels, targets=None):
     """Add every head → dict name → output tensor.
 
     Args:
         fused: the fusion output [B, D].
         embeddings: input name → that modality's embedding [B, d], for auxiliary heads.
         cfg: the Config; labels: output name → label names (None for numeric).
+        targets: numeric output name → its training targets' {"mean", "std"} (`target_stats`).
     """
     outputs = {}
     for name, out, _, modality in heads(cfg):
         units = len(labels[out.name]) if labels.get(out.name) is not None else 1
         source = fused if modality is None else embeddings[modality]
+        scale = numeric_scale(out, targets or {})
         # float32 outputs keep losses stable under mixed precision.
-        outputs[name] = keras.layers.Dense(units, activation=HEAD_TYPES[out.type].activation,
-                                           dtype="float32", name=name)(source)
+        head = keras.layers.Dense(units, activation=HEAD_TYPES[out.type].activation, dtype="float32",
+                                  name=f"{name}_standardized" if scale else name)(source)
+        outputs[name] = Destandardize(*scale, name=name)(head) if scale else head
     return outputs
 
 
-def compile_args(cfg):
-    """Keras compile arguments (loss, loss_weights, metrics), keyed by head name."""
+def compile_args(cfg, model=None):
+    """Keras compile arguments (loss, loss_weights, metrics), keyed by head name.
+
+    A numeric head that ends in `Destandardize` (read from `model`) gets its loss in units
+    of the target's standard deviation.
+    """
     loss, weights, metrics = {}, {}, {}
     for name, out, weight, _ in heads(cfg):
-        loss[name] = HEAD_TYPES[out.type].loss(out)
+        layer = model.get_layer(name) if model is not None else None
+        if isinstance(layer, Destandardize):
+            loss[name] = StandardizedMSE(layer.std)
+        else:
+            loss[name] = HEAD_TYPES[out.type].loss(out)
         weights[name] = weight
         metrics[name] = list(HEAD_TYPES[out.type].metrics)
     return loss, weights, metrics

@@ -45,5 +45,5 @@ def build_model(cfg, prep):
     if cfg.fusion.modality_dropout > 0:
         mask = ModalityDropout(cfg.fusion.modality_dropout, seed=cfg.training.seed, name="modality_dropout")(mask)
     fused = build_fusion(cfg.fusion)(list(embeddings.values()), mask)
-    outputs = build_heads(fused, embeddings, cfg, prep.labels)
+    outputs = build_heads(fused, embeddings, cfg, prep.labels, prep.targets)
     return keras.Model(inputs=inputs, outputs=outputs, name="mmkeras")

@@ -81,3 +81,27 @@ def test_heavy_tailed_columns_are_detected_and_logged():
     out = SignedLog1p([True, False])(x).numpy()
     np.testing.assert_allclose(out[:, 0], np.sign([1e6, -9.0]) * np.log1p([1e6, 9.0]), rtol=1e-6)
     np.testing.assert_array_equal(out[:, 1], [0.5, -0.25])
+
+
+def test_numeric_head_learns_standardised_targets_and_outputs_raw_units():
+    import tf_keras as keras
+
+    from mmkeras.config import OutputConfig
+    from mmkeras.heads import Destandardize, StandardizedMSE, build_heads, compile_args
+
+    class Cfg:  # the two fields heads() reads
+        outputs = [OutputConfig(name="size", type="numeric")]
+        inputs = []
+
+    x = keras.Input((3,))
+    out = build_heads(x, {}, Cfg, {"size": None}, {"size": {"mean": 1e4, "std": 50.0}})
+    model = keras.Model(x, out)
+    assert isinstance(model.get_layer("size"), Destandardize)
+    # An untrained head already predicts around the training mean, in raw units.
+    pred = model(np.zeros((2, 3), "float32"))["size"].numpy()
+    np.testing.assert_allclose(pred, 1e4, atol=1)
+    (loss,) = compile_args(Cfg, model)[0].values()
+    assert isinstance(loss, StandardizedMSE)
+    np.testing.assert_allclose(loss(np.array([[1e4]]), np.array([[1e4 + 100.0]])), 4.0, rtol=1e-6)
+    assert_config_roundtrip(model.get_layer("size"))
+    assert_config_roundtrip(loss)

@@ -11,7 +11,7 @@ from mmkeras.encoders.homogeneous import ColumnTokens
 from mmkeras.encoders.hub import HubLayer
 from mmkeras.errors import ConfigError
 from mmkeras.layers.audio import LogMelSpectrogram
-from mmkeras.layers.transformer import MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
+from mmkeras.layers.transformer import MaskedMaxPooling, MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
 
 BATCH = 2
 VOCAB = 50
@@ -65,6 +65,7 @@ ENCODER_CASES = [
     ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "normalize": "utterance", "spec_augment": True}, 6),
     ("transformer", "text", {"dim": 8, "heads": 2, "layers": 2, "ff_dim": 16}, 8),
     ("bow", "text", {"dim": 8}, 8),
+    ("text_cnn", "text", {"dim": 8, "widths": [2, 3], "filters": 4}, 8),
     ("mlp", "numeric", {"units": [8, 6], "dropout": 0.1}, 6),
     ("homogeneous", "image", {"dim": 8, "ff_dim": 16, "patch_size": 4}, 8),
     ("homogeneous", "text", {"dim": 8, "ff_dim": 16}, 8),
@@ -134,7 +135,7 @@ def test_bow_is_the_mean_of_real_token_embeddings():
     np.testing.assert_allclose(model(FEATURES["text"]), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("encoder_type", ["transformer", "bow", "homogeneous"])
+@pytest.mark.parametrize("encoder_type", ["transformer", "bow", "text_cnn", "homogeneous"])
 def test_text_with_no_tokens_embeds_to_zeros(encoder_type):
     model = encoder_model("text", encoder_type, {"dim": 8})
     out = model(np.zeros((1, 6), "int32"), training=False).numpy()
@@ -208,6 +209,7 @@ def test_hub_errors_name_the_problem(hub_handle, tmp_path):
         TransformerBlock(8, 2, 16, dropout=0.1, norm_first=False),
         PositionEmbedding(max_length=6, dim=8),
         MaskedMeanPooling(),
+        MaskedMaxPooling(),
         PaddingMask(padding_id=1),
         ColumnTokens(dim=4),
         LogMelSpectrogram(8000, n_mels=16, fmax=3000.0),

@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,14 +44,22 @@ def ensure_built(name: str, root: Path, small: bool, rebuild: bool) -> Path:
     if rebuild or not common.is_built(out):
         print(f"building {name} into {out}", flush=True)
         if name == "demo":
-            build_demo(out)
+            build_demo(out, small)
         else:
             importlib.import_module(f"bench.quality.{name}.build").build(out, small=small)
     return out
 
 
-def build_demo(out: Path) -> None:
-    """The shipped demo as a suite set: its manifests, its inputs and outputs, none of its model settings."""
+# Records per split of the small demo (a smoke test of the suite that trains in seconds).
+SMALL_DEMO = {"train": 120, "val": 40, "test": 40}
+
+
+def build_demo(out: Path, small: bool = False) -> None:
+    """The shipped demo as a suite set: its manifests, its inputs and outputs, none of its model settings.
+
+    Full: the config points at data/demo's manifests. Small: the first records of each
+    split, with their files copied (manifest paths may not leave the manifest's folder).
+    """
     common.clean_output(out)
     cfg = yaml.safe_load((ROOT / "configs/demo.yaml").read_text(encoding="utf-8"))
     demo = ROOT / "data/demo"
@@ -59,12 +68,22 @@ def build_demo(out: Path) -> None:
     config = {"name": "demo",
               "inputs": [{k: v for k, v in i.items() if k in keep_in} for i in cfg["inputs"]],
               "outputs": [{k: v for k, v in o.items() if k in ("name", "type", "column")} for o in cfg["outputs"]]}
-    with open(out / "config.yaml", "w", encoding="utf-8") as f:
-        data = {"train": str(demo / "train.jsonl"), "validation": str(demo / "val.jsonl"),
-                "test": str(demo / "test.jsonl")}
-        yaml.safe_dump({"name": "demo", "data": data, **{k: v for k, v in config.items() if k != "name"}},
-                       f, sort_keys=False)
-    (out / "built.json").write_text(json.dumps({"source": "data/demo (shipped)"}), encoding="utf-8")
+    manifests = {"train": demo / "train.jsonl", "val": demo / "val.jsonl", "test": demo / "test.jsonl"}
+    if not small:
+        data = {"train": str(manifests["train"]), "validation": str(manifests["val"]), "test": str(manifests["test"])}
+        (out / "config.yaml").write_text(yaml.safe_dump({"name": "demo", "data": data, **config}, sort_keys=False),
+                                         encoding="utf-8")
+        (out / "built.json").write_text(json.dumps({"source": "data/demo (shipped)"}), encoding="utf-8")
+        return
+    splits = {}
+    for split, path in manifests.items():
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[: SMALL_DEMO[split]]]
+        for rec in records:
+            for column in ("image", "audio"):
+                (out / rec[column]).parent.mkdir(exist_ok=True)
+                shutil.copyfile(demo / rec[column], out / rec[column])
+        splits[split] = records
+    common.write_set(out, splits, config, {"source": "data/demo (shipped), first records of each split"})
 
 
 def variant_config(set_path: Path, inputs: list[str] | None, work: Path) -> Path:

@@ -3,16 +3,20 @@ run can be evaluated and re-exported without retraining:
 
   RUN_DIR/labels.json           output → label names (category, multilabel)
   RUN_DIR/vocab/<input>.txt     WordPiece vocabulary per text input
-  RUN_DIR/preprocessing.json    the rest (numeric mean/variance, ...)
+  RUN_DIR/preprocessing.json    the rest: per input (numeric mean/variance, ...), and
+                                under "output:<name>" a numeric output's target mean/std
 """
 import os
 
 from mmkeras.data.manifest import manifest_columns
 from mmkeras.data.modality import handler
 from mmkeras.data.records import holdout, load_split
-from mmkeras.data.targets import label_names
+from mmkeras.data.targets import label_names, target_stats
 from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.io import atomic_write_json, read_json
+
+# Keys of output entries in preprocessing.json; ":" keeps them apart from input names (identifiers).
+OUTPUT_KEY = "output:{}"
 
 
 class Preprocessing:
@@ -22,17 +26,20 @@ class Preprocessing:
         cfg: the run's Config.
         labels: output name → list of label names (None for numeric outputs).
         states: input name → the handler's learned state.
+        targets: numeric output name → {"mean", "std"} of its training targets.
     """
 
-    def __init__(self, cfg, labels, states):
+    def __init__(self, cfg, labels, states, targets=None):
         self.cfg = cfg
         self.labels = labels
         self.handlers = [handler(i, states.get(i.name)) for i in cfg.inputs]
+        self.targets = targets or {}
 
     @classmethod
     def fit(cls, cfg, train):
         labels = {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}
-        prep = cls(cfg, labels, {})
+        targets = {o.name: target_stats(train.labels[o.name]) for o in cfg.outputs if o.type == "numeric"}
+        prep = cls(cfg, labels, {}, targets)
         for h in prep.handlers:
             present = [v for v, p in zip(train.values[h.name], train.presence[h.name]) if p > 0]
             h.fit(present)
@@ -41,13 +48,16 @@ class Preprocessing:
     def save(self, run_dir):
         atomic_write_json(os.path.join(run_dir, "labels.json"), self.labels)
         states = {h.name: h.state_to_json(run_dir) for h in self.handlers}
+        states.update({OUTPUT_KEY.format(name): stats for name, stats in self.targets.items()})
         atomic_write_json(os.path.join(run_dir, "preprocessing.json"), states)
 
     @classmethod
     def load(cls, cfg, run_dir):
         labels = read_json(os.path.join(run_dir, "labels.json"))
         saved = read_json(os.path.join(run_dir, "preprocessing.json"))
-        prep = cls(cfg, labels, {})
+        targets = {o.name: saved[OUTPUT_KEY.format(o.name)] for o in cfg.outputs
+                   if OUTPUT_KEY.format(o.name) in saved}  # absent in runs saved before
+        prep = cls(cfg, labels, {}, targets)
         for h in prep.handlers:
             h.state_from_json(saved[h.name], run_dir)
         return prep

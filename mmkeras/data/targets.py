@@ -66,3 +66,10 @@ def encode_targets(out, parsed, labels):
             hot[row, [index[n] for n in names]] = 1.0
         return hot
     return np.asarray(parsed, dtype=np.float32)
+
+
+def target_stats(values):
+    """{"mean", "std"} of a numeric output's training targets (std 1 when they are constant)."""
+    values = np.asarray(values, np.float64)
+    std = float(values.std())
+    return {"mean": float(values.mean()), "std": std if std > 0 else 1.0}

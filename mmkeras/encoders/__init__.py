@@ -54,4 +54,5 @@ def build_encoder(features, spec, name, encoder_type, params):
 
 
 # Importing the modules fills the registry.
-from mmkeras.encoders import audio_cnn, homogeneous, hub, image_cnn, tabular_mlp, text_transformer  # noqa: E402,F401
+from mmkeras.encoders import (  # noqa: E402,F401
+    audio_cnn, homogeneous, hub, image_cnn, tabular_mlp, text_cnn, text_transformer)

@@ -190,3 +190,21 @@ class MaskedMeanPooling(keras.layers.Layer):
         # max(count, 1): an all-padding row gives 0 / 1 = 0 instead of 0 / 0 = NaN.
         count = tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1.0, inputs.dtype))
         return total / count
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Max over the valid timesteps of non-negative [B, T, dim] (ReLU outputs) → [B, dim].
+
+    Padded steps are multiplied by 0 rather than pushed to -inf: for non-negative
+    inputs that is the same maximum, and it keeps the int8 scale of the tensor intact
+    (the reason attention masks here are bounded too). A row with no valid step gives zeros.
+
+    Example:
+        pooled = MaskedMaxPooling()(relu_features, padding_mask=mask)
+    """
+
+    def call(self, inputs, padding_mask=None):
+        if padding_mask is not None:
+            inputs = inputs * tf.cast(padding_mask, inputs.dtype)[:, :, tf.newaxis]
+        return tf.reduce_max(inputs, axis=1)

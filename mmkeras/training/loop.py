@@ -27,7 +27,7 @@ def compile_model(model, cfg, steps_per_epoch):
     schedule = keras.optimizers.schedules.CosineDecay(
         t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch), alpha=0.05)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay)
-    loss, loss_weights, metrics = compile_args(cfg)
+    loss, loss_weights, metrics = compile_args(cfg, model)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
                   jit_compile=t.jit_compile)

@@ -1,0 +1,34 @@
+"""`text_cnn`: parallel 1-D convolutions over token embeddings (Kim 2014), max-pooled."""
+import tf_keras as keras
+
+from mmkeras.encoders import ENCODERS
+from mmkeras.encoders.text_transformer import embed_tokens
+from mmkeras.layers.transformer import MaskedMaxPooling
+
+
+@ENCODERS.register("text_cnn")
+def text_cnn(features, spec, name, *, dim=64, widths=(2, 3, 4, 5), filters=64, dropout=0.1):
+    """Token ids [B, T] → [B, dim]: one Conv1D per n-gram width over the embeddings, each
+    max-pooled over the real tokens, concatenated and projected.
+
+    Sees short word order (n-grams) like a transformer, at the cost of a bag of words
+    (the layout of Ludwig's default `parallel_cnn` text encoder).
+
+    Args:
+        dim: embedding size of tokens and of the output.
+        widths: n-gram widths, one convolution each.
+        filters: output channels of each convolution.
+        dropout: dropout rate on the pooled features.
+
+    Example:
+        encoder: {type: text_cnn, widths: [2, 3], filters: 32}
+    """
+    tokens, mask = embed_tokens(features, spec, name, dim)
+    pooled = []
+    for width in widths:
+        x = keras.layers.Conv1D(filters, width, padding="same", activation="relu", name=f"{name}_conv{width}")(tokens)
+        pooled.append(MaskedMaxPooling(name=f"{name}_pool{width}")(x, padding_mask=mask))
+    x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name=f"{name}_ngrams")(pooled)
+    x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    # No bias: a text with no tokens embeds to zeros, as with the other text encoders.
+    return keras.layers.Dense(dim, use_bias=False, name=f"{name}_projection")(x)
