@@ -105,3 +105,15 @@ def test_numeric_head_learns_standardised_targets_and_outputs_raw_units():
     np.testing.assert_allclose(loss(np.array([[1e4]]), np.array([[1e4 + 100.0]])), 4.0, rtol=1e-6)
     assert_config_roundtrip(model.get_layer("size"))
     assert_config_roundtrip(loss)
+
+
+def test_piecewise_linear_bins_encode_where_a_value_falls():
+    from mmkeras.encoders.tabular_mlp import PiecewiseLinear
+
+    # Column 0: edges -1, 0, 1 (two bins); column 1 constant: no bins.
+    layer = PiecewiseLinear.from_quantiles([[-1.0, -1.0, 0.0, 1.0, 1.0], [0.5] * 5], max_bins=4)
+    assert layer.columns == [0, 0]
+    out = layer(tf.constant([[-2.0, 0.5], [-0.5, 0.5], [0.5, 0.5], [3.0, 0.5]])).numpy()
+    np.testing.assert_allclose(out[:, 2:], [[0, 0], [0.5, 0], [1, 0.5], [1, 1]])
+    np.testing.assert_array_equal(out[:, :2], [[-2, 0.5], [-0.5, 0.5], [0.5, 0.5], [3, 0.5]])
+    assert_config_roundtrip(layer)

@@ -27,6 +27,8 @@ FEATURES = {
 
 
 def spec_for(modality):
+    if modality == "numeric":  # quartiles of each column, as NumericModality.fit keeps them
+        return FeatureSpec(modality, quantiles=tuple(map(tuple, np.quantile(FEATURES["numeric"], np.linspace(0, 1, 5), axis=0).T)))
     return FeatureSpec(modality, vocab_size=VOCAB if modality == "text" else 0)
 
 
@@ -67,6 +69,7 @@ ENCODER_CASES = [
     ("bow", "text", {"dim": 8}, 8),
     ("text_cnn", "text", {"dim": 8, "widths": [2, 3], "filters": 4}, 8),
     ("mlp", "numeric", {"units": [8, 6], "dropout": 0.1}, 6),
+    ("mlp", "numeric", {"units": [6], "bins": 4}, 6),
     ("homogeneous", "image", {"dim": 8, "ff_dim": 16, "patch_size": 4}, 8),
     ("homogeneous", "text", {"dim": 8, "ff_dim": 16}, 8),
     ("homogeneous", "audio", {"dim": 8, "ff_dim": 16, "share_weights": True}, 8),

@@ -16,6 +16,8 @@ from mmkeras.data.modality import MODALITIES, BadValue, Modality
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
 HEAVY_TAIL_RATIO = 100.0
+# Quantiles kept per column for piecewise-linear encoders (`mlp` with `bins`): 0, 1/32, ..., 1.
+QUANTILES = 33
 
 
 def signed_log1p(x):
@@ -87,8 +89,11 @@ class NumericModality(Modality):
         matrix = np.asarray(values, dtype=np.float64).reshape(-1, len(self.cfg.columns))
         log = [self._wants_log(column) for column in matrix.T]
         transformed = np.where(log, signed_log1p(matrix), matrix)
-        self.state = {"mean": transformed.mean(axis=0).tolist(), "variance": transformed.var(axis=0).tolist(),
-                      "log": log}
+        mean, variance = transformed.mean(axis=0), transformed.var(axis=0)
+        standardised = (transformed - mean) / np.sqrt(np.maximum(variance, 1e-12))
+        quantiles = np.quantile(standardised, np.linspace(0, 1, QUANTILES), axis=0).T
+        self.state = {"mean": mean.tolist(), "variance": variance.tolist(), "log": log,
+                      "quantiles": quantiles.tolist()}
 
     def _wants_log(self, column):
         if self.cfg.transform != "auto":
@@ -97,6 +102,13 @@ class NumericModality(Modality):
 
     def feature_shape(self):
         return (len(self.cfg.columns),)
+
+    def feature_spec(self):
+        from mmkeras.encoders import FeatureSpec
+
+        # Runs saved before quantiles were kept have none: their encoders take no bins.
+        quantiles = tuple(tuple(q) for q in self.state.get("quantiles", ())) if self.state else ()
+        return FeatureSpec(modality="numeric", quantiles=quantiles)
 
     def column(self, values):
         return np.asarray(values, np.float32).reshape(len(values), len(self.cfg.columns))

@@ -28,10 +28,13 @@ class FeatureSpec:
     Args:
         modality: "image", "text", "audio" or "numeric".
         vocab_size: size of the WordPiece vocabulary (text only).
+        quantiles: numeric only: per column, the training split's quantiles of the
+            standardised values (the bin edges of `PiecewiseLinear`).
     """
 
     modality: str
     vocab_size: int = 0
+    quantiles: tuple = ()
 
 
 def encoder_params(fn):
