@@ -27,6 +27,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", help=f"comma-separated (default: all): {', '.join(harness.available_sets())}")
     parser.add_argument("--peer", choices=["ludwig", "none"], default="ludwig", help="default: %(default)s")
+    parser.add_argument("--peer-only", action="store_true", help="train the peer alone (no mmkeras runs)")
     parser.add_argument("--epochs", type=int, default=15, help="epoch budget for every tool (default: %(default)s)")
     parser.add_argument("--no-single", dest="single", action="store_false",
                         help="skip the single-modality models")
@@ -53,7 +54,7 @@ def main(args):
             return 2
         harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
-                          timeout_s=args.timeout)
+                          timeout_s=args.timeout, mmkeras=not args.peer_only)
     text = f"Machine: {harness.machine_line()}\n\n" + harness.table(harness.read_results(results))
     (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)

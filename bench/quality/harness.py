@@ -146,8 +146,11 @@ def primary_metrics(config: Path) -> list[tuple[str, str, bool]]:
 
 def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, overrides: list[str], tag: str,
               out: Path, data_root: Path, small: bool = False, rebuild: bool = False,
-              timeout_s: float = 3600) -> list[dict]:
-    """Run every (set, variant, tool); append each result to `<out>/results.jsonl` as it finishes."""
+              timeout_s: float = 3600, mmkeras: bool = True) -> list[dict]:
+    """Run every (set, variant, tool); append each result to `<out>/results.jsonl` as it finishes.
+
+    `mmkeras=False` runs the peer alone (its numbers do not depend on mmkeras's settings,
+    so one peer run serves every mmkeras configuration measured on the same splits)."""
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     rows = []
@@ -157,7 +160,7 @@ def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, override
             slug = label.replace(" ", "-")
             work = out / "work" / tag / name / slug
             config = variant_config(set_path, inputs, work)
-            tools = [("mmkeras", lambda: run_mmkeras(config, epochs, work / "mmkeras", overrides, timeout_s))]
+            tools = [("mmkeras", lambda: run_mmkeras(config, epochs, work / "mmkeras", overrides, timeout_s))][:mmkeras]
             if peer == "ludwig":
                 from bench.quality.ludwig_peer import run_ludwig
                 tools.append(("ludwig", lambda: run_ludwig(config, inputs, epochs, work / "ludwig")))
@@ -198,15 +201,19 @@ def _cell(row: dict | None, output: str, metric: str) -> str:
 
 def table(rows: list[dict], tag: str | None = None) -> str:
     """Markdown: per set, variant and output, mmkeras vs the peer; the newest row of each kind wins."""
-    latest = {}
+    latest, peers = {}, {}
     for row in rows:
-        if tag is None or row["tag"] == tag:
+        if row["tool"] != "mmkeras":  # a peer's numbers do not depend on the mmkeras tag
+            peers[(row["set"], row["variant"], row["tool"])] = row
+        elif tag is None or row["tag"] == tag:
             latest[(row["tag"], row["set"], row["variant"], row["tool"])] = row
-    keys = sorted({k[:3] for k in latest}, key=lambda k: (k[0], k[1], k[2] != "all", k[2]))
+    keys = {k[:3] for k in latest}
+    keys |= {("peer", *k[:2]) for k in peers if not any(m[1:] == k[:2] for m in keys)}
+    keys = sorted(keys, key=lambda k: (k[0], k[1], k[2] != "all", k[2]))
     lines = ["| tag | set | model | output (metric) | mmkeras | Ludwig | mmkeras − Ludwig | wall s (mm / ld) "
              "| peak RSS MB (mm / ld) |", "|---|---|---|---|---|---|---|---|---|"]
     for key in keys:
-        mm, ld = latest.get((*key, "mmkeras")), latest.get((*key, "ludwig"))
+        mm, ld = latest.get((*key, "mmkeras")), peers.get((*key[1:], "ludwig"))
         any_row = mm or ld
         for output, metric, higher in any_row["primary"]:
             delta = "—"
