@@ -6,14 +6,20 @@ neither. `run_ludwig` turns an mmkeras set into Ludwig's terms, trains it throug
 `ludwig_train.py` in Ludwig's venv under `measure.run_measured` (so wall time and peak
 RSS cover Ludwig's whole process tree exactly as they do mmkeras's), and scores the test
 predictions with mmkeras's own metric functions, not with Ludwig's statistics, so both
-columns of a comparison mean the same thing.
+columns of a comparison mean the same thing (Ludwig's category "accuracy", for one, is the
+macro-averaged recall; its plain accuracy is "accuracy_micro").
 
 What is Ludwig's default and what is forced by the data (see `ludwig_config`):
 - Encoders, combiner (concat), optimizer, learning rate and early stopping (5 evaluations
-  on the first output's validation metric) are Ludwig's. Set are `trainer.epochs` (the
-  shared budget), the random seed, and the batch size: 128 instead of "auto" (BATCH_SIZE says why).
+  on the first output's validation metric; the best checkpoint is kept) are Ludwig's. Set
+  here are `trainer.epochs` (the shared budget), the random seed, and the batch size: 128
+  instead of "auto" (BATCH_SIZE says why).
 - Images are resized to the mmkeras `size`/`channels` and audio is limited to the
   mmkeras `seconds`, so both tools see the same pixels and the same stretch of sound.
+  Audio goes to Ludwig as 16-bit WAV decoded and resampled the way mmkeras reads it, and
+  BMP/GIF images as PNG: Ludwig's readers (libsox, torchvision) take neither Opus nor those.
+- A multilabel output becomes a `set` feature whose labels are rewritten as space-free
+  tokens, since label names may hold the spaces Ludwig's set tokenizer splits on.
 - Missing values of `optional` inputs become nulls and take Ludwig's own strategies:
   image and audio "bfill" (the next row's file, then the previous row's at the end),
   text "<UNK>", number 0.0 (before z-scoring).
@@ -54,6 +60,7 @@ MARKER = "mmkeras-requirements.sha256"
 # reads BMP and GIF, which are handed to Ludwig as PNG (a GIF's first frame, as mmkeras reads it).
 LUDWIG_IMAGE_FORMATS = {"PNG", "JPEG"}
 MMKERAS_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
+LUDWIG_OUTPUT_TYPES = {"category": "category", "multilabel": "set", "numeric": "number"}
 # Ludwig's default batch size is "auto": five steps at each power of two up to 128 (its CPU
 # cap) and the best measured throughput wins. On a shared 2-core machine that measurement is
 # noise: with other jobs running it picked 1 for the demo (1526 steps, half an hour, per epoch),
@@ -232,7 +239,7 @@ def _number_feature(inp, column: str) -> str:
 
 
 def _convert_split(manifest: str, cfg, inputs, media: Path, known: dict | None):
-    """→ ([(Ludwig input columns, targets by output name)] for the records mmkeras keeps, number skipped)."""
+    """→ ([(Ludwig input columns, targets by output)] of the records mmkeras keeps, number skipped)."""
     folder = os.path.dirname(manifest)
 
     def convert(record):
@@ -299,7 +306,7 @@ def ludwig_config(cfg, inputs, epochs: int, batch_size: int | str = BATCH_SIZE) 
             features.append({"name": inp.name, "type": "text"})
     outputs = []
     for out in cfg.outputs:
-        feature = {"name": out.name, "type": {"category": "category", "multilabel": "set", "numeric": "number"}[out.type]}
+        feature = {"name": out.name, "type": LUDWIG_OUTPUT_TYPES[out.type]}
         if out.loss_weight != 1:
             feature["loss"] = {"weight": out.loss_weight}
         outputs.append(feature)
@@ -372,9 +379,9 @@ def run_ludwig(config_path: Path, inputs: list[str] | None, epochs: int, out_dir
                venv_dir: Path = DEFAULT_VENV) -> dict:
     """Train Ludwig on the set of an mmkeras config, on the mmkeras `inputs` named (None = all), test it.
 
-    → {"metrics": {output: mmkeras metrics}, "wall_s", "peak_rss_mb", "returncode", "timed_out",
-       "log", "rows": {split: {"kept", "skipped"}}, "ludwig": {versions, batch size, epochs run, ...}}.
-    `metrics` is empty when Ludwig failed; its log says why.
+    → {"metrics": {output: {metric: value}}, "wall_s", "peak_rss_mb", "returncode", "timed_out",
+       "log", "rows": {split: {"kept", "skipped"}}, "ludwig": {versions, batch size, epochs run, ...}};
+    without "metrics" and "ludwig" when Ludwig failed (its log says why).
     """
     cfg = load_config(str(config_path))
     if not cfg.data.validation or not cfg.data.test:
@@ -415,12 +422,12 @@ def run_ludwig(config_path: Path, inputs: list[str] | None, epochs: int, out_dir
                "--predictions", str(predictions_path), "--seed", str(seed)]
     run = run_measured(command, out_dir / "ludwig.log", env=_ludwig_env(), cwd=str(out_dir), timeout_s=timeout_s)
 
-    result = {**run, "metrics": {}, "ludwig": {},
-              "rows": {s: {"kept": len(records[s]), "skipped": skipped[s]} for s in records}}
+    result = {**run, "rows": {s: {"kept": len(records[s]), "skipped": skipped[s]} for s in records}}
     if run["returncode"] == 0 and predictions_path.exists():
         predicted = json.loads(predictions_path.read_text())
         result["ludwig"] = predicted["info"]
         truth = {o.name: [t[o.name] for _, t in records["test"]] for o in cfg.outputs}
-        result["metrics"] = {o.name: _score(o, known[o.name], truth[o.name], predicted["outputs"][o.name])
-                             for o in cfg.outputs}
+        scores = {o.name: _score(o, known[o.name], truth[o.name], predicted["outputs"][o.name]) for o in cfg.outputs}
+        # The scalar metrics, as the harness keeps of mmkeras's metrics.json.
+        result["metrics"] = {name: {k: v for k, v in m.items() if isinstance(v, float)} for name, m in scores.items()}
     return result
