@@ -40,11 +40,16 @@ def parse_args(argv=None):
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sets even if they are built")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per training run (default: %(default)s)")
     parser.add_argument("--table", action="store_true", help="only print the table of OUT/results.jsonl")
+    parser.add_argument("--pivot", action="store_true",
+                        help="only print every mmkeras tag side by side (full models), with Ludwig")
     return parser.parse_args(argv)
 
 
 def main(args):
     results = args.out / "results.jsonl"
+    if args.pivot:
+        print(harness.pivot(harness.read_results(results)))
+        return 0
     if not args.table:
         known = harness.available_sets()
         sets = args.sets.split(",") if args.sets else [s for s in known if s != "demo"]

@@ -227,6 +227,28 @@ def table(rows: list[dict], tag: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def pivot(rows: list[dict], variant: str = "all") -> str:
+    """Markdown: one row per (set, output), one column per mmkeras tag (a candidate default),
+    then Ludwig; the newest run of each wins. For "what did each candidate buy"."""
+    cells, tags, outputs = {}, [], []
+    for row in rows:
+        if row["variant"] != variant:
+            continue
+        column = "Ludwig" if row["tool"] != "mmkeras" else row["tag"]
+        if column not in tags:
+            tags.append(column)
+        for output, metric, _ in row["primary"]:
+            key = (row["set"], output, metric)
+            if key not in outputs:
+                outputs.append(key)
+            cells[(*key, column)] = _cell(row, output, metric)
+    tags = [t for t in tags if t != "Ludwig"] + (["Ludwig"] if "Ludwig" in tags else [])
+    lines = ["| set | output (metric) | " + " | ".join(tags) + " |", "|---|---|" + "---|" * len(tags)]
+    for key in sorted(outputs):
+        lines.append(f"| {key[0]} | {key[1]} ({key[2]}) | " + " | ".join(cells.get((*key, t), "") for t in tags) + " |")
+    return "\n".join(lines)
+
+
 def machine_line() -> str:
     load = os.getloadavg()[0]
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
