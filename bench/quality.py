@@ -31,6 +31,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=15, help="epoch budget for every tool (default: %(default)s)")
     parser.add_argument("--no-single", dest="single", action="store_false",
                         help="skip the single-modality models")
+    parser.add_argument("--single-only", action="store_true", help="only the single-modality models")
     parser.add_argument("--mm-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a train.py --set override for the mmkeras runs (to measure a candidate default)")
     parser.add_argument("--tag", default="defaults", help="names this configuration in the results (default: %(default)s)")
@@ -59,7 +60,8 @@ def main(args):
             return 2
         harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
-                          timeout_s=args.timeout, mmkeras=not args.peer_only)
+                          timeout_s=args.timeout, mmkeras=not args.peer_only,
+                          full=not args.single_only)
     text = f"Machine: {harness.machine_line()}\n\n" + harness.table(harness.read_results(results))
     (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)

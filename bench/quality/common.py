@@ -93,3 +93,14 @@ def write_set(out: Path, splits: dict[str, list[dict]], config: dict, info: dict
     with open(out / "built.json", "w", encoding="utf-8") as f:
         json.dump({"counts": counts, **info}, f, indent=1, ensure_ascii=False)
     print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def main(name: str, build, doc: str) -> None:
+    """The command line of every build script: `build.py [--out DIR] [--small]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
+    parser.add_argument("--out", type=Path, help=f"default: {set_dir(name)} (with --small: {set_dir(name)}-small)")
+    parser.add_argument("--small", action="store_true", help="a tiny version (<= 200 records) for quick checks")
+    args = parser.parse_args()
+    build(args.out or set_dir(name + ("-small" if args.small else "")), small=args.small)

@@ -100,12 +100,13 @@ def variant_config(set_path: Path, inputs: list[str] | None, work: Path) -> Path
     return path
 
 
-def variants(set_path: Path, single: bool) -> list[tuple[str, list[str] | None]]:
-    """("all", None) and, with `single`, ("only <input>", [input]) for every input of a multi-input set."""
+def variants(set_path: Path, single: bool, full: bool = True) -> list[tuple[str, list[str] | None]]:
+    """("all", None) unless not `full` and, with `single`, ("only <input>", [input]) for every
+    input of a multi-input set."""
     cfg = yaml.safe_load((set_path / "config.yaml").read_text(encoding="utf-8"))
     names = [i["name"] for i in cfg["inputs"]]
     extra = [(f"only {n}", [n]) for n in names] if single and len(names) > 1 else []
-    return [("all", None), *extra]
+    return [("all", None)][:full] + extra
 
 
 def expand_overrides(config: Path, overrides: list[str]) -> list[str]:
@@ -146,7 +147,7 @@ def primary_metrics(config: Path) -> list[tuple[str, str, bool]]:
 
 def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, overrides: list[str], tag: str,
               out: Path, data_root: Path, small: bool = False, rebuild: bool = False,
-              timeout_s: float = 3600, mmkeras: bool = True) -> list[dict]:
+              timeout_s: float = 3600, mmkeras: bool = True, full: bool = True) -> list[dict]:
     """Run every (set, variant, tool); append each result to `<out>/results.jsonl` as it finishes.
 
     `mmkeras=False` runs the peer alone (its numbers do not depend on mmkeras's settings,
@@ -156,7 +157,7 @@ def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, override
     rows = []
     for name in sets:
         set_path = ensure_built(name, data_root, small, rebuild)
-        for label, inputs in variants(set_path, single):
+        for label, inputs in variants(set_path, single, full):
             slug = label.replace(" ", "-")
             work = out / "work" / tag / name / slug
             config = variant_config(set_path, inputs, work)

@@ -17,7 +17,6 @@ source, version), config.yaml, built.json.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import Counter, defaultdict
@@ -133,13 +132,5 @@ def build(out: Path, small: bool = False) -> None:
     print(f"{NAME}: built in {time.time() - start:.1f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=common.set_dir(NAME))
-    parser.add_argument("--small", action="store_true", help="a tiny version (200 records) for quick checks")
-    args = parser.parse_args()
-    build(args.out, args.small)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(NAME, build, __doc__)

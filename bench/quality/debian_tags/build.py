@@ -22,7 +22,6 @@ metadata (package, source, version, installed_size_kib), config.yaml, built.json
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -153,13 +152,5 @@ def build(out: Path, small: bool = False) -> None:
     print(f"{NAME}: built in {time.time() - start:.1f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=common.set_dir(NAME))
-    parser.add_argument("--small", action="store_true", help="a tiny version (200 records) for quick checks")
-    args = parser.parse_args()
-    build(args.out, args.small)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(NAME, build, __doc__)

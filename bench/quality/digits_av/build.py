@@ -20,7 +20,6 @@ draw comes from a generator seeded by (SEED, record id).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -267,13 +266,5 @@ def build(out: Path, small: bool = False) -> None:
     common.write_set(out, splits, config, info)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--small", action="store_true", help="a tiny version (<= 200 records) for quick checks")
-    args = ap.parse_args()
-    build(args.out or common.set_dir(NAME + ("-small" if args.small else "")), small=args.small)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(NAME, build, __doc__)

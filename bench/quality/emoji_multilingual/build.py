@@ -28,7 +28,6 @@ are `text` and `numbers` (`emoji_version`, `codepoints`, `first_codepoint`), the
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -139,13 +138,5 @@ def build(out: Path, small: bool = False) -> None:
     print(f"built in {time.time() - start:.0f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--small", action="store_true", help="a tiny version (≤ 200 records)")
-    args = parser.parse_args()
-    build(args.out or common.set_dir(NAME + ("-small" if args.small else "")), small=args.small)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(NAME, build, __doc__)

@@ -23,7 +23,6 @@ Apple, a source never seen in training. Each manifest line::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -140,13 +139,5 @@ def build(out: Path, small: bool = False) -> None:
     print(f"built in {time.time() - start:.0f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--small", action="store_true", help="a tiny version (≤ 200 records)")
-    args = parser.parse_args()
-    build(args.out or common.set_dir(NAME + ("-small" if args.small else "")), small=args.small)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(NAME, build, __doc__)
