@@ -11,7 +11,7 @@ NORMALIZATIONS = ("batch", "utterance")
 
 @ENCODERS.register("audio_cnn")
 def audio_cnn(features, spec, name, *, filters=(16, 32, 64), convs_per_stage=1, dim=128, dropout=0.0,
-              normalize="batch", spec_augment=False, pooling="average"):
+              normalize="utterance", spec_augment=False, pooling="average"):
     """Log-mel [B, frames, n_mels] → [B, dim].
 
     Log-mel values are roughly in [-14, 5] with a different level per band. `normalize`:

@@ -55,7 +55,7 @@ class PiecewiseLinear(keras.layers.Layer):
 
 
 @ENCODERS.register("mlp")
-def mlp(features, spec, name, *, units=(64, 64), dropout=0.0, bins=0):
+def mlp(features, spec, name, *, units=(64, 64), dropout=0.0, bins=16):
     """Numeric [B, n_columns] → [B, units[-1]] through Dense + ReLU + Dropout layers.
 
     Args:
