@@ -23,16 +23,16 @@ What is Ludwig's default and what is forced by the data (see `ludwig_config`):
 - Missing values of `optional` inputs become nulls and take Ludwig's own strategies:
   image and audio "bfill" (the next row's file, then the previous row's at the end),
   text "<UNK>", number 0.0 (before z-scoring).
-- Records mmkeras would skip as bad (missing label, a label unseen in training, an
+- The records are the ones mmkeras keeps: its own validation (`load_splits`) reads the
+  manifests; records it would skip as bad (missing label, a label unseen in training, an
   unreadable file, ...) are left out of Ludwig's data too, so both score the same rows.
 """
 from __future__ import annotations
 
-import csv
 import ctypes
+import dataclasses
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -44,11 +44,14 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import yaml
-from PIL import Image, UnidentifiedImageError
-from scipy.signal import resample_poly
+from PIL import Image
 
 from bench.quality.measure import run_measured
 from mmkeras.config import load_config
+from mmkeras.data.audio import load_audio
+from mmkeras.data.preprocessing import load_splits
+from mmkeras.data.records import BadRecordLog
+from mmkeras.data.targets import label_names
 from mmkeras.evaluation.metrics import METRICS
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +62,6 @@ MARKER = "mmkeras-requirements.sha256"
 # Formats torchvision's decode_image (Ludwig's image reader) takes as they are; mmkeras also
 # reads BMP and GIF, which are handed to Ludwig as PNG (a GIF's first frame, as mmkeras reads it).
 LUDWIG_IMAGE_FORMATS = {"PNG", "JPEG"}
-MMKERAS_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
 LUDWIG_OUTPUT_TYPES = {"category": "category", "multilabel": "set", "numeric": "number"}
 # Ludwig's default batch size is "auto": five steps at each power of two up to 128 (its CPU
 # cap) and the best measured throughput wins. On a shared 2-core machine that measurement is
@@ -67,7 +69,7 @@ LUDWIG_OUTPUT_TYPES = {"category": "category", "multilabel": "set", "numeric": "
 # and Ludwig itself calls the choice non-deterministic. The peer fixes the cap instead, the
 # size the search is built to reach on a CPU; run_ludwig(batch_size="auto") restores the search.
 BATCH_SIZE = 128
-# mmkeras validates records with this many threads too: decoding releases the GIL.
+# Threads converting media for Ludwig: decoding releases the GIL.
 CHECK_THREADS = 8
 
 
@@ -93,48 +95,6 @@ def ensure_venv(venv_dir: Path = DEFAULT_VENV) -> Path:
 # === The set in Ludwig's terms ===
 
 
-class _Skip(Exception):
-    """A record mmkeras skips as bad (`on_bad_record: skip`): left out of Ludwig's data too."""
-
-
-def _read_manifest(path: str):
-    """The records of a JSONL or CSV manifest, as mmkeras reads them; malformed rows come out as None."""
-    with open(path, encoding="utf-8", newline="") as f:
-        if path.lower().endswith(".csv"):
-            reader = csv.reader(f)
-            header = next(reader, None) or []
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    yield dict(zip(header, row)) if len(row) == len(header) else None
-            return
-        for line in f:
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    record = None
-                yield record if isinstance(record, dict) else None
-
-
-def _raw(record: dict, column: str, optional: bool):
-    """The record's value in `column`, or None when an optional input is absent (missing or empty)."""
-    value = record.get(column)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if optional:
-            return None
-        raise _Skip(f"missing or empty '{column}'")
-    return value
-
-
-def _file(value, folder: str) -> str:
-    """A manifest path → absolute path inside the manifest's folder (mmkeras's `resolve_file`)."""
-    full = os.path.realpath(os.path.join(folder, str(value).strip()))
-    root = os.path.realpath(folder)
-    if os.path.commonpath([full, root]) != root or not os.path.isfile(full):
-        raise _Skip(f"no such file inside the manifest's folder: {value}")
-    return full
-
-
 def _media_copy(path: str, media: Path, suffix: str, write) -> str:
     """A converted copy of `path` in `media`, written once however many records share the file.
 
@@ -150,87 +110,23 @@ def _media_copy(path: str, media: Path, suffix: str, write) -> str:
 
 
 def _image(path: str, media: Path) -> str:
-    """Check the image decodes as mmkeras checks it; → a path Ludwig can read (a PNG copy of BMP/GIF)."""
-    try:
-        with Image.open(path) as image:
-            if image.format not in MMKERAS_IMAGE_FORMATS:
-                raise _Skip(f"unsupported image format {image.format}")
-            image.load()
-            if image.format in LUDWIG_IMAGE_FORMATS:
-                return path
-            rgb = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise _Skip(f"not a readable image: {e}") from None
+    """A path Ludwig can read: the file itself for PNG/JPEG, a PNG copy of the BMPs and GIFs
+    mmkeras also reads (a GIF's first frame, as mmkeras reads it)."""
+    with Image.open(path) as image:
+        if image.format in LUDWIG_IMAGE_FORMATS:
+            return path
+        rgb = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
     return _media_copy(path, media, ".png", rgb.save)
 
 
 def _audio(path: str, media: Path, sample_rate: int) -> str:
-    """Decode the audio as mmkeras does (soundfile, mono, resampled to `sample_rate`); → a 16-bit WAV copy.
+    """A 16-bit WAV copy of the waveform mmkeras reads (`load_audio`: mono, resampled).
 
     Ludwig reads audio through libsox, which lacks decoders mmkeras has (Debian's build has
     no Opus) and never resamples; a PCM WAV at the mmkeras rate gives both the same signal.
     """
-    try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types for unreadable files
-        raise _Skip(f"not a readable audio file: {str(e).splitlines()[0]}") from None
-    if not len(data) or not np.isfinite(data).all():
-        raise _Skip("audio file is empty or holds NaN/infinite samples")
-    wave = data.mean(axis=1)
-    if rate != sample_rate:
-        g = math.gcd(int(rate), int(sample_rate))
-        wave = resample_poly(wave, sample_rate // g, int(rate) // g)
-    return _media_copy(path, media, ".wav",
-                       lambda target: soundfile.write(target, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16"))
-
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _Skip(f"not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise _Skip(f"not a finite number: {value!r}")
-    return number
-
-
-def _labels(value, out) -> list[str]:
-    """A multilabel value (a list, or one string split on the output's separator) → label names."""
-    names = value if isinstance(value, list) else str(value).split(out.separator)
-    return [str(n).strip() for n in names if str(n).strip()]
-
-
-def _target(record: dict, out, known: list[str] | None):
-    """The output's label as mmkeras parses it; `known` (the training labels) is None on the training split."""
-    value = record.get(out.source)
-    if value is None or (isinstance(value, (str, list)) and not value):
-        raise _Skip(f"empty label '{out.source}'")
-    if out.type == "numeric":
-        return _number(value)
-    names = [str(value).strip()] if out.type == "category" else _labels(value, out)
-    if known is not None and not set(names) <= set(known):
-        raise _Skip("label does not occur in the training split")
-    return names[0] if out.type == "category" else names
-
-
-def _input_columns(inp, record: dict, folder: str, media: Path) -> dict:
-    """One mmkeras input of a record → its Ludwig column(s)."""
-    if inp.type == "numeric":
-        raw = [record.get(c) for c in inp.columns]
-        absent = [v is None or (isinstance(v, str) and not v.strip()) for v in raw]
-        if all(absent) and inp.optional:
-            return {_number_feature(inp, c): None for c in inp.columns}
-        if any(absent):
-            raise _Skip("empty numeric column")
-        return {_number_feature(inp, c): _number(v) for c, v in zip(inp.columns, raw)}
-    value = _raw(record, inp.column or inp.name, inp.optional)
-    if value is None:
-        return {inp.name: None}
-    if inp.type == "image":
-        return {inp.name: _image(_file(value, folder), media)}
-    if inp.type == "audio":
-        return {inp.name: _audio(_file(value, folder), media, inp.sample_rate)}
-    return {inp.name: str(value)}
+    wave = load_audio(path, sample_rate)
+    return _media_copy(path, media, ".wav", lambda target: soundfile.write(target, wave, sample_rate, subtype="PCM_16"))
 
 
 def _number_feature(inp, column: str) -> str:
@@ -238,34 +134,30 @@ def _number_feature(inp, column: str) -> str:
     return f"{inp.name}_{column}"
 
 
-def _convert_split(manifest: str, cfg, inputs, media: Path, known: dict | None):
-    """→ ([(Ludwig input columns, targets by output)] of the records mmkeras keeps, number skipped)."""
-    folder = os.path.dirname(manifest)
+def _input_columns(inp, value, present: bool, media: Path) -> dict:
+    """One validated mmkeras input value of a record → its Ludwig column(s); None where absent."""
+    if inp.type == "numeric":
+        return {_number_feature(inp, c): (v if present else None) for c, v in zip(inp.columns, value)}
+    if not present:
+        return {inp.name: None}
+    if inp.type == "image":
+        return {inp.name: _image(value, media)}
+    if inp.type == "audio":
+        return {inp.name: _audio(value, media, inp.sample_rate)}
+    return {inp.name: str(value)}
 
-    def convert(record):
-        if record is None:
-            return None
-        try:
-            columns = {}
-            for inp in inputs:
-                columns.update(_input_columns(inp, record, folder, media))
-            return columns, {o.name: _target(record, o, None if known is None else known[o.name]) for o in cfg.outputs}
-        except _Skip:
-            return None
+
+def _convert_split(split, inputs, media: Path) -> list[dict]:
+    """The records of an mmkeras Split (validated by mmkeras itself) → their Ludwig input columns."""
+
+    def convert(i):
+        columns = {}
+        for inp in inputs:
+            columns.update(_input_columns(inp, split.values[inp.name][i], split.presence[inp.name][i] > 0, media))
+        return columns
 
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        converted = list(pool.map(convert, _read_manifest(manifest)))
-    kept = [c for c in converted if c is not None]
-    return kept, len(converted) - len(kept)
-
-
-def _label_vocabulary(out, parsed: list) -> list[str] | None:
-    """mmkeras's label order for an output: sorted training labels (None for numeric)."""
-    if out.type == "category":
-        return sorted(set(parsed))
-    if out.type == "multilabel":
-        return sorted({n for names in parsed for n in names})
-    return None
+        return list(pool.map(convert, range(len(split))))
 
 
 def _set_tokens(labels: list[str]) -> dict[str, str]:
@@ -405,13 +297,14 @@ def run_ludwig(config_path: Path, inputs: list[str] | None, epochs: int, out_dir
         shutil.rmtree(out_dir)
     data_dir, media = out_dir / "data", out_dir / "data" / "media"
     media.mkdir(parents=True)
-    records, skipped, known = {}, {}, None
-    for split, manifest in (("train", cfg.data.train), ("validation", cfg.data.validation), ("test", cfg.data.test)):
-        records[split], skipped[split] = _convert_split(manifest, cfg, chosen, media, known)
-        if known is None:
-            known = {o.name: _label_vocabulary(o, [t[o.name] for _, t in records["train"]]) for o in cfg.outputs}
-    for split, kept in records.items():
-        _write_jsonl(data_dir / f"{split}.jsonl", [_ludwig_row(c, t, cfg, known) for c, t in kept])
+    # mmkeras's own validation picks the records, so both tools train and score the same rows.
+    log = BadRecordLog("skip")
+    splits = load_splits(dataclasses.replace(cfg, inputs=chosen), log)
+    known = {o.name: label_names(o, splits["train"].labels[o.name]) for o in cfg.outputs}
+    for split_name, split in splits.items():
+        rows = [_ludwig_row(columns, {o.name: split.labels[o.name][i] for o in cfg.outputs}, cfg, known)
+                for i, columns in enumerate(_convert_split(split, chosen, media))]
+        _write_jsonl(data_dir / f"{split_name}.jsonl", rows)
     with open(out_dir / "ludwig.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(ludwig_config(cfg, chosen, epochs, batch_size), f, sort_keys=False)
 
@@ -422,11 +315,12 @@ def run_ludwig(config_path: Path, inputs: list[str] | None, epochs: int, out_dir
                "--predictions", str(predictions_path), "--seed", str(seed)]
     run = run_measured(command, out_dir / "ludwig.log", env=_ludwig_env(), cwd=str(out_dir), timeout_s=timeout_s)
 
-    result = {**run, "rows": {s: {"kept": len(records[s]), "skipped": skipped[s]} for s in records}}
+    result = {**run, "rows": {name: {"kept": len(split), "skipped": log.count(split.manifest)}
+                              for name, split in splits.items()}}
     if run["returncode"] == 0 and predictions_path.exists():
         predicted = json.loads(predictions_path.read_text())
         result["ludwig"] = predicted["info"]
-        truth = {o.name: [t[o.name] for _, t in records["test"]] for o in cfg.outputs}
+        truth = {o.name: splits["test"].labels[o.name] for o in cfg.outputs}
         scores = {o.name: _score(o, known[o.name], truth[o.name], predicted["outputs"][o.name]) for o in cfg.outputs}
         # The scalar metrics, as the harness keeps of mmkeras's metrics.json.
         result["metrics"] = {name: {k: v for k, v in m.items() if isinstance(v, float)} for name, m in scores.items()}
