@@ -85,14 +85,19 @@ def write_set(out: Path, splits: dict[str, list[dict]], config: dict, info: dict
     """Write the manifests, the set's config.yaml and, last, built.json."""
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", splits[split])
-    data = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
+    counts = {split: len(splits[split]) for split in SPLITS}
+    write_config(out, config, {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"},
+                 {"counts": counts, **info})
+    print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def write_config(out: Path, config: dict, data: dict, info: dict) -> None:
+    """The set's config.yaml (its `config` with `data` as the data section), then built.json."""
     with open(out / "config.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump({"name": config["name"], "data": data, **{k: v for k, v in config.items() if k != "name"}},
                        f, sort_keys=False, allow_unicode=True)
-    counts = {split: len(splits[split]) for split in SPLITS}
     with open(out / "built.json", "w", encoding="utf-8") as f:
-        json.dump({"counts": counts, **info}, f, indent=1, ensure_ascii=False)
-    print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        json.dump(info, f, indent=1, ensure_ascii=False)
 
 
 def main(name: str, build, doc: str) -> None:

@@ -71,9 +71,7 @@ def build_demo(out: Path, small: bool = False) -> None:
     manifests = {"train": demo / "train.jsonl", "val": demo / "val.jsonl", "test": demo / "test.jsonl"}
     if not small:
         data = {"train": str(manifests["train"]), "validation": str(manifests["val"]), "test": str(manifests["test"])}
-        (out / "config.yaml").write_text(yaml.safe_dump({"name": "demo", "data": data, **config}, sort_keys=False),
-                                         encoding="utf-8")
-        (out / "built.json").write_text(json.dumps({"source": "data/demo (shipped)"}), encoding="utf-8")
+        common.write_config(out, config, data, {"source": "data/demo (shipped)"})
         return
     splits = {}
     for split, path in manifests.items():
