@@ -3,6 +3,7 @@
     python bench/quality.py                          # every set, mmkeras and Ludwig, singles too
     python bench/quality.py --sets digits_av,demo --peer none --no-single
     python bench/quality.py --sets spoken_commands --tag specaug --mm-set inputs.speech.encoder.spec_augment=true
+    python bench/quality.py --sets demo --seeds 0,1,2     # each model three times; the table averages
     python bench/quality.py --table                  # print the table of what was measured
 
 Each set is built on first use into $MMKERAS_QUALITY_DATA (default ~/.cache/mmkeras/quality)
@@ -34,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument("--single-only", action="store_true", help="only the single-modality models")
     parser.add_argument("--mm-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a train.py --set override for the mmkeras runs (to measure a candidate default)")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated seeds; every model trains once per seed (default: %(default)s)")
     parser.add_argument("--tag", default="defaults", help="names this configuration in the results (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/quality", help="default: %(default)s")
     parser.add_argument("--data", type=Path, default=common.CACHE_ROOT, help="where sets are built (default: %(default)s)")
@@ -58,10 +61,15 @@ def main(args):
         if unknown:
             print(f"error: --sets: unknown set(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
             return 2
+        try:
+            seeds = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            print(f"error: --seeds: expected comma-separated integers, got {args.seeds!r}", file=sys.stderr)
+            return 2
         harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
                           timeout_s=args.timeout, mmkeras=not args.peer_only,
-                          full=not args.single_only)
+                          full=not args.single_only, seeds=seeds)
     text = f"Machine: {harness.machine_line()}\n\n" + harness.table(harness.read_results(results))
     (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)

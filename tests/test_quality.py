@@ -28,6 +28,7 @@ def test_suite_trains_a_small_set_and_tabulates_it(tmp_path):
     assert run_cfg["inputs"][2]["encoder"]["normalize"] == "utterance"
     table = (out / "table.md").read_text()
     assert f"| smoke | demo | all | label (accuracy) | {row['metrics']['label']['accuracy']:.3f} | — |" in table
+    assert row["seed"] == 0 and run_cfg["training"]["seed"] == 0
     # The small set's manifests point at copies inside its own folder.
     assert (data / "demo-small" / "built.json").exists()
 
@@ -42,9 +43,22 @@ def test_overrides_expand_per_input_type(tmp_path):
 
 
 def test_table_compares_tools_and_says_which_way_is_better():
-    def row(tool, value, wall):
-        return {"tag": "t", "set": "s", "variant": "all", "tool": tool, "primary": [["size", "mae", False]],
-                "metrics": {"size": {"mae": value}}, "wall_s": wall, "peak_rss_mb": 1000.0}
+    text = harness.table([_row("mmkeras", 0.5, 60.0), _row("ludwig", 0.75, 90.0)])
+    assert "| t | s | all | size (mae) | 0.500 | 0.750 | -0.250 (lower is better) | 60 / 90 | 1000 / 1000 | 1 / 1 |" in text
 
-    text = harness.table([row("mmkeras", 0.5, 60.0), row("ludwig", 0.75, 90.0)])
-    assert "| t | s | all | size (mae) | 0.500 | 0.750 | -0.250 (lower is better) | 60 / 90 | 1000 / 1000 |" in text
+
+def _row(tool, value, wall, seed=0, rss=1000.0):
+    return {"tag": "t", "set": "s", "variant": "all", "tool": tool, "primary": [["size", "mae", False]], "seed": seed,
+            "metrics": {"size": {"mae": value}}, "wall_s": wall, "peak_rss_mb": rss}
+
+
+def test_seeds_are_averaged_and_a_rerun_of_a_seed_replaces_it():
+    failed = {**_row("mmkeras", 0.0, 1.0, seed=3), "returncode": 1}
+    del failed["metrics"]
+    rows = [_row("mmkeras", 9.0, 10.0, seed=0), _row("mmkeras", 0.4, 50.0, seed=0),  # the rerun wins
+            _row("mmkeras", 0.6, 70.0, seed=1, rss=1200.0), _row("mmkeras", 0.5, 60.0, seed=2), failed,
+            _row("ludwig", 0.75, 90.0)]
+    text = harness.table(rows)
+    assert ("| t | s | all | size (mae) | 0.500 ±0.100 (1 failed) | 0.750 | -0.250 (lower is better) | 60 / 90 "
+            "| 1200 / 1000 | 3 / 1 |") in text
+    assert "| s | size (mae) | 0.500 ±0.100 (1 failed) | 0.750 |" in harness.pivot(rows)

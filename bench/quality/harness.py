@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -145,36 +146,49 @@ def primary_metrics(config: Path) -> list[tuple[str, str, bool]]:
 
 def run_suite(sets: list[str], *, peer: str, epochs: int, single: bool, overrides: list[str], tag: str,
               out: Path, data_root: Path, small: bool = False, rebuild: bool = False,
-              timeout_s: float = 3600, mmkeras: bool = True, full: bool = True) -> list[dict]:
-    """Run every (set, variant, tool); append each result to `<out>/results.jsonl` as it finishes.
+              timeout_s: float = 3600, mmkeras: bool = True, full: bool = True,
+              seeds: tuple[int, ...] = (0,)) -> list[dict]:
+    """Run every (set, variant, seed, tool); append each result to `<out>/results.jsonl` as it finishes.
 
     `mmkeras=False` runs the peer alone (its numbers do not depend on mmkeras's settings,
-    so one peer run serves every mmkeras configuration measured on the same splits)."""
+    so one peer run serves every mmkeras configuration measured on the same splits).
+    Each seed seeds both tools' initialisation and shuffling; the splits stay fixed."""
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     rows = []
     for name in sets:
         set_path = ensure_built(name, data_root, small, rebuild)
         for label, inputs in variants(set_path, single, full):
-            slug = label.replace(" ", "-")
-            work = out / "work" / tag / name / slug
-            config = variant_config(set_path, inputs, work)
-            tools = [("mmkeras", lambda: run_mmkeras(config, epochs, work / "mmkeras", overrides, timeout_s))][:mmkeras]
-            if peer == "ludwig":
-                from bench.quality.ludwig_peer import run_ludwig
-                tools.append(("ludwig", lambda: run_ludwig(config, inputs, epochs, work / "ludwig")))
-            for tool, run in tools:
-                print(f"[{datetime.datetime.now():%H:%M:%S}] {name} / {label} / {tool} ({tag})", flush=True)
-                result = run()
-                row = {"tag": tag, "set": name, "variant": label, "tool": tool, "epochs": epochs,
-                       "overrides": overrides if tool == "mmkeras" else [],
-                       "primary": primary_metrics(config), **result,
-                       "time": datetime.datetime.now().isoformat(timespec="seconds")}
-                rows.append(row)
-                with open(results_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-                print("   " + describe(row), flush=True)
+            for seed in seeds:
+                slug = label.replace(" ", "-") + ("" if seed == 0 else f"-seed{seed}")
+                work = out / "work" / tag / name / slug
+                config = variant_config(set_path, inputs, work)
+                for tool, run in _tools(config, inputs, epochs, work, overrides, seed, timeout_s, peer, mmkeras):
+                    print(f"[{datetime.datetime.now():%H:%M:%S}] {name} / {label} / seed {seed} / {tool} ({tag})",
+                          flush=True)
+                    result = run()
+                    row = {"tag": tag, "set": name, "variant": label, "tool": tool, "epochs": epochs, "seed": seed,
+                           "overrides": overrides if tool == "mmkeras" else [],
+                           "primary": primary_metrics(config), **result,
+                           "time": datetime.datetime.now().isoformat(timespec="seconds")}
+                    rows.append(row)
+                    with open(results_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print("   " + describe(row), flush=True)
     return rows
+
+
+def _tools(config, inputs, epochs, work, overrides, seed, timeout_s, peer, mmkeras):
+    """[(tool, run)] for one variant and seed: mmkeras (unless peer-only), then the peer."""
+    tools = []
+    if mmkeras:
+        seeded = [*overrides, f"training.seed={seed}"]
+        tools.append(("mmkeras", lambda: run_mmkeras(config, epochs, work / "mmkeras", seeded, timeout_s)))
+    if peer == "ludwig":
+        from bench.quality.ludwig_peer import run_ludwig
+        tools.append(("ludwig", lambda: run_ludwig(config, inputs, epochs, work / "ludwig", seed=seed,
+                                                   timeout_s=timeout_s)))
+    return tools
 
 
 def describe(row: dict) -> str:
@@ -190,27 +204,59 @@ def read_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def combine(runs: list[dict]) -> dict:
+    """One row for the runs of one (tag, set, variant, tool) over seeds (the newest run of each seed):
+    metrics averaged over the runs that finished, with their half-range in "spread"; wall time the
+    median; peak RSS the largest. "seeds" counts the runs that finished; "failed" those that did not."""
+    by_seed = {}
+    for row in runs:
+        by_seed[row.get("seed", 0)] = row
+    done = [r for r in by_seed.values() if "metrics" in r]
+    first = next(iter(by_seed.values()))
+    combined = {k: v for k, v in first.items() if k not in ("metrics", "seed")}
+    combined.update(seeds=len(done), failed=len(by_seed) - len(done))
+    if not done:
+        return combined
+    combined.update(wall_s=statistics.median(r["wall_s"] for r in done),
+                    peak_rss_mb=max(r["peak_rss_mb"] for r in done), metrics={}, spread={})
+    for output, metric, _ in first["primary"]:
+        values = [r["metrics"][output][metric] for r in done]
+        combined["metrics"][output] = {metric: sum(values) / len(values)}
+        combined["spread"][output] = (max(values) - min(values)) / 2
+    return combined
+
+
+def _grouped(rows: list[dict], key) -> dict:
+    """{key(row): combined row}: the rows of each key combined over seeds."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return {k: combine(v) for k, v in groups.items()}
+
+
 def _cell(row: dict | None, output: str, metric: str) -> str:
     if row is None:
         return "—"
     if "metrics" not in row:
         return "failed"
-    return f"{row['metrics'][output][metric]:.3f}"
+    text = f"{row['metrics'][output][metric]:.3f}"
+    if row["seeds"] > 1:
+        text += f" ±{row['spread'][output]:.3f}"
+    return text + (f" ({row['failed']} failed)" if row["failed"] else "")
 
 
 def table(rows: list[dict], tag: str | None = None) -> str:
-    """Markdown: per set, variant and output, mmkeras vs the peer; the newest row of each kind wins."""
-    latest, peers = {}, {}
-    for row in rows:
-        if row["tool"] != "mmkeras":  # a peer's numbers do not depend on the mmkeras tag
-            peers[(row["set"], row["variant"], row["tool"])] = row
-        elif tag is None or row["tag"] == tag:
-            latest[(row["tag"], row["set"], row["variant"], row["tool"])] = row
+    """Markdown: per set, variant and output, mmkeras vs the peer, each averaged over its seeds
+    (± half the range; the newest run of each seed wins)."""
+    # A peer's numbers do not depend on the mmkeras tag.
+    peers = _grouped([r for r in rows if r["tool"] != "mmkeras"], lambda r: (r["set"], r["variant"], r["tool"]))
+    latest = _grouped([r for r in rows if r["tool"] == "mmkeras" and (tag is None or r["tag"] == tag)],
+                      lambda r: (r["tag"], r["set"], r["variant"], r["tool"]))
     keys = {k[:3] for k in latest}
     keys |= {("peer", *k[:2]) for k in peers if not any(m[1:] == k[:2] for m in keys)}
     keys = sorted(keys, key=lambda k: (k[0], k[1], k[2] != "all", k[2]))
     lines = ["| tag | set | model | output (metric) | mmkeras | Ludwig | mmkeras − Ludwig | wall s (mm / ld) "
-             "| peak RSS MB (mm / ld) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS MB (mm / ld) | seeds (mm / ld) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key in keys:
         mm, ld = latest.get((*key, "mmkeras")), peers.get((*key[1:], "ludwig"))
         any_row = mm or ld
@@ -219,29 +265,28 @@ def table(rows: list[dict], tag: str | None = None) -> str:
             if mm and ld and "metrics" in mm and "metrics" in ld:
                 d = mm["metrics"][output][metric] - ld["metrics"][output][metric]
                 delta = f"{d:+.3f}" + ("" if higher else " (lower is better)")
-            wall = " / ".join(f"{r['wall_s']:.0f}" if r else "—" for r in (mm, ld))
-            rss = " / ".join(f"{r['peak_rss_mb']:.0f}" if r else "—" for r in (mm, ld))
+            wall = " / ".join(f"{r['wall_s']:.0f}" if r and "metrics" in r else "—" for r in (mm, ld))
+            rss = " / ".join(f"{r['peak_rss_mb']:.0f}" if r and "metrics" in r else "—" for r in (mm, ld))
+            seeds = " / ".join(str(r["seeds"]) if r else "—" for r in (mm, ld))
             lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {output} ({metric}) | {_cell(mm, output, metric)} "
-                         f"| {_cell(ld, output, metric)} | {delta} | {wall} | {rss} |")
+                         f"| {_cell(ld, output, metric)} | {delta} | {wall} | {rss} | {seeds} |")
     return "\n".join(lines)
 
 
 def pivot(rows: list[dict], variant: str = "all") -> str:
     """Markdown: one row per (set, output), one column per mmkeras tag (a candidate default),
-    then Ludwig; the newest run of each wins. For "what did each candidate buy"."""
-    cells, tags, outputs = {}, [], []
-    for row in rows:
-        if row["variant"] != variant:
-            continue
-        column = "Ludwig" if row["tool"] != "mmkeras" else row["tag"]
-        if column not in tags:
-            tags.append(column)
+    then Ludwig; each averaged over its seeds. For "what did each candidate buy"."""
+    rows = [r for r in rows if r["variant"] == variant]
+    combined = _grouped(rows, lambda r: ("Ludwig" if r["tool"] != "mmkeras" else r["tag"], r["set"]))
+    tags = list(dict.fromkeys(column for column, _ in combined))
+    tags = [t for t in tags if t != "Ludwig"] + (["Ludwig"] if "Ludwig" in tags else [])
+    cells, outputs = {}, []
+    for (column, name), row in combined.items():
         for output, metric, _ in row["primary"]:
-            key = (row["set"], output, metric)
+            key = (name, output, metric)
             if key not in outputs:
                 outputs.append(key)
             cells[(*key, column)] = _cell(row, output, metric)
-    tags = [t for t in tags if t != "Ludwig"] + (["Ludwig"] if "Ludwig" in tags else [])
     lines = ["| set | output (metric) | " + " | ".join(tags) + " |", "|---|---|" + "---|" * len(tags)]
     for key in sorted(outputs):
         lines.append(f"| {key[0]} | {key[1]} ({key[2]}) | " + " | ".join(cells.get((*key, t), "") for t in tags) + " |")
