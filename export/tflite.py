@@ -113,6 +113,7 @@ class QuantizationConfig:
         return converter
 
 
+# One factory per name the config accepts (mmkeras.config.export.QUANTIZATIONS; a test checks both agree).
 QUANTIZATIONS = Registry("quantization")
 # Every factory takes the representative dataset so the CLI can build any variant the same way.
 QUANTIZATIONS.register("float32")(lambda representative_dataset=None: QuantizationConfig.for_float32())

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config_dict
-from mmkeras.config import AudioInput, config_from_dict, config_to_dict, load_config
+from mmkeras.config import AudioInput, config_from_dict, config_to_dict, load_config, save_config
 from mmkeras.errors import ConfigError
 
 
@@ -20,7 +20,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     cfg = config_from_dict(tiny_config_dict(tiny_data))
     assert isinstance(cfg.inputs[2], AudioInput) and cfg.inputs[2].num_samples == 4000
     assert cfg.training.epochs == 2 and cfg.training.seed == 0
-    assert cfg.fusion.type == "concat" and cfg.fusion.params == {"dim": 16}
+    # The layer's arguments with every default filled in (what RUN_DIR/config.yaml records).
+    assert cfg.fusion.type == "concat" and cfg.fusion.params == {"dim": 16, "dropout": 0.1}
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -41,6 +42,39 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r.pop("outputs"), "outputs: must be a non-empty list"),
     (lambda r: r["data"].pop("train"), "data.train: missing required key"),
     (lambda r: r["fusion"].update(modality_dropout=1.5), "fusion.modality_dropout: expected a value in [0, 1)"),
+    # Encoder parameters, per encoder type, restricted to the encoders that take the modality.
+    (lambda r: r["inputs"][3].update(encoder={"type": "mlpp", "units": [3]}),
+     "inputs[3].encoder.type: expected one of homogeneous, hub, mlp, got 'mlpp' (did you mean 'mlp'?)"),
+    (lambda r: r["inputs"][2]["encoder"].update(normalise="batch"),
+     "inputs[2].encoder.normalise: unknown key (did you mean 'normalize'?)"),
+    (lambda r: r["inputs"][2]["encoder"].update(normalize="batc"),
+     "inputs[2].encoder.normalize: expected one of batch, utterance, got 'batc' (did you mean 'batch'?)"),
+    (lambda r: r["inputs"][0].update(encoder={"type": "text_cnn"}),
+     "inputs[0].encoder.type: encoder 'text_cnn' does not take image inputs; choose one of cnn, homogeneous, hub"),
+    (lambda r: r["inputs"][0]["encoder"].update(dim=-5), "inputs[0].encoder.dim: expected a value > 0, got -5"),
+    (lambda r: r["inputs"][0]["encoder"].update(filters=[4, 0]),
+     "inputs[0].encoder.filters[1]: expected a value > 0, got 0"),
+    (lambda r: r["inputs"][0]["encoder"].update(dropout=1), "inputs[0].encoder.dropout: expected a value in [0, 1), got 1"),
+    (lambda r: r["inputs"][1]["encoder"].update(heads=3), "inputs[1].encoder: dim=8 must be divisible by heads=3"),
+    (lambda r: r["inputs"][0].update(encoder={"type": "homogeneous", "patch_size": 32}),
+     "inputs[0]: encoder patch_size=32 is larger than the 16x16 image"),
+    (lambda r: r["inputs"][3].update(encoder={"type": "hub"}), "inputs[3].encoder.handle: missing required key"),
+    # Fusion parameters, per fusion type.
+    (lambda r: r["fusion"].update(type="concatt"),
+     "fusion.type: expected one of attention, bilinear, concat, gated, got 'concatt' (did you mean 'concat'?)"),
+    (lambda r: r["fusion"].update(dimm=3), "fusion.dimm: unknown key (did you mean 'dim'?)"),
+    (lambda r: r["fusion"].update(rank=2), "fusion.rank: unknown key"),  # a bilinear key on concat
+    (lambda r: r["fusion"].update(dim=-3), "fusion.dim: expected a value > 0, got -3"),
+    (lambda r: r["fusion"].update(type="attention", dim=10, heads=4), "fusion: dim=10 must be divisible by heads=4"),
+    # Export, against the quantisation variants and formats the exporter has.
+    (lambda r: r.update(export={"quantize": ["int9"]}),
+     "export.quantize[0]: expected one of float32, dynamic, float16, int8, got 'int9' (did you mean 'int8'?)"),
+    (lambda r: r.update(export={"formats": ["tf_lite"]}), "export.formats[0]: expected one of saved_model, tflite, "
+                                                           "got 'tf_lite' (did you mean 'tflite'?)"),
+    (lambda r: r.update(export={"representative_samples": 0}),
+     "export: quantize int8 calibrates on training records: representative_samples must be >= 1"),
+    (lambda r: r["training"].update(mixed_precision="yes"), "training.mixed_precision: expected true or false, got 'yes'"),
+    (lambda r: r["training"].update(learning_rate=True), "training.learning_rate: expected a number, got True"),
 ])
 def test_config_errors_name_key_and_value(tiny_data, mutate, message):
     raw = tiny_config_dict(tiny_data)
@@ -65,6 +99,42 @@ def test_resolved_config_round_trips(tiny_data, tmp_path):
     cfg = config_from_dict(tiny_config_dict(tiny_data))
     again = config_from_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg))))
     assert config_to_dict(again) == config_to_dict(cfg)
+
+
+def test_saved_config_fills_in_every_default_encoders_and_fusion_included(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    del raw["inputs"][2]["encoder"]  # speech: the audio default
+    raw["inputs"][3]["encoder"] = {"bins": 0}  # stats: the numeric default's type, one key changed
+    raw["fusion"] = {"dim": 32}
+    cfg = config_from_dict(raw)
+    save_config(cfg, str(tmp_path / "config.yaml"))
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["inputs"][2]["encoder"] == {
+        "type": "audio_cnn", "filters": [16, 32, 64], "convs_per_stage": 1, "dim": 128, "dropout": 0.0,
+        "pooling": "average", "normalize": "utterance", "spec_augment": False}
+    assert saved["inputs"][3]["encoder"] == {"type": "mlp", "units": [64, 64], "dropout": 0.0, "bins": 0}
+    assert saved["inputs"][0]["encoder"]["pooling"] == "average"  # given type, missing keys filled
+    assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.1, "dim": 32, "dropout": 0.1}
+    assert saved["export"]["quantize"] == ["float32", "dynamic", "float16", "int8"]
+    again = load_config(str(tmp_path / "config.yaml"))
+    assert config_to_dict(again) == config_to_dict(cfg)
+    assert again.inputs[2].encoder == cfg.inputs[2].encoder and again.fusion == cfg.fusion
+
+
+def test_override_reaches_the_default_encoder(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    del raw["inputs"][2]["encoder"]
+    path = write(tmp_path, raw)
+    cfg = load_config(path, ["inputs.speech.encoder.normalize=batch", "fusion.type=attention", "fusion.heads=2"])
+    assert cfg.input("speech").encoder.type == "audio_cnn" and cfg.input("speech").encoder.normalize == "batch"
+    assert cfg.fusion.params == {"dim": 16, "dropout": 0.1, "heads": 2, "layers": 1}
+
+
+def test_config_loads_without_tensorflow():
+    code = ("import sys; from mmkeras.config import load_config; load_config('configs/demo.yaml'); "
+            "print('tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_repo())
+    assert proc.stdout.strip() == "False", proc.stderr
 
 
 def test_relative_data_paths_resolve_against_config_folder(tiny_data, tmp_path):
@@ -92,6 +162,27 @@ def test_cli_config_error_is_one_line_exit_2(tiny_data, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"error: {path}: trainig: unknown key (did you mean 'training'?)"
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_encoder_key_fails_before_tensorflow_and_leaves_the_run_dir(tiny_data, tmp_path):
+    raw = tiny_config_dict(tiny_data)
+    raw["inputs"][2]["encoder"]["normalise"] = "batch"
+    path = write(tmp_path, raw)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_text("the previous run")
+    # run_path as `python train.py` would, then report whether TensorFlow was ever imported.
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['train.py', '--config', {path!r}, '--output', {str(run)!r}, '--overwrite']\n"
+            "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+            "finally:\n    print('tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_repo())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {path}: inputs[2].encoder.normalise: unknown key (did you mean 'normalize'?)"]
+    assert proc.stdout.strip() == "False"  # the error came before TensorFlow was imported
+    assert sorted(p.name for p in run.iterdir()) == ["model.keras"]
+    assert (run / "model.keras").read_text() == "the previous run"
 
 
 def test_debug_flag_shows_the_traceback(tiny_data, tmp_path):

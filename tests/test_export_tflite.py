@@ -199,6 +199,12 @@ def test_unknown_quantization_is_a_config_error():
         tflite.quantization_config("int9")
 
 
+def test_every_quantization_the_config_accepts_has_a_converter():
+    from mmkeras.config import export
+
+    assert tflite.QUANTIZATIONS.names() == sorted(export.QUANTIZATIONS)
+
+
 def test_gpu_compatibility_names_the_audio_front_end(results, frontend_bytes):
     assert results["float32"]["gpu"] == {"compatible": True, "warnings": []}
     gpu = tflite.gpu_compatibility(frontend_bytes)

@@ -7,6 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
+from mmkeras.config.fusion import FUSION_PARAMS
 from mmkeras.fusion import FUSIONS, ModalityDropout
 
 DIMS = (3, 5, 4)  # embedding widths differ on purpose
@@ -69,6 +70,15 @@ def convert(model, representative=None):
 
 def test_all_fusion_types_are_registered():
     assert FUSIONS.names() == sorted(FUSION_ARGS)
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_ARGS))
+def test_config_parameters_are_the_layer_arguments(name):
+    """Every fusion's config section gives exactly its layer's arguments (mmkeras.config.fusion owns the defaults)."""
+    params = FUSION_PARAMS.get(name)().params
+    assert set(params) == set(FUSION_ARGS[name])
+    layer = FUSIONS.get(name)(**params)
+    assert {k: v for k, v in layer.get_config().items() if k in params} == params
 
 
 def test_output_shape(fusion):
@@ -150,15 +160,15 @@ def test_mixed_precision(name):
 
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="dim=10, heads=4"):
-        FUSIONS.get("attention")(dim=10, heads=4)
+        FUSIONS.get("attention")(**{**FUSION_ARGS["attention"], "dim": 10, "heads": 4})
     with pytest.raises(ValueError, match="dim=0"):
-        FUSIONS.get("concat")(dim=0)
+        FUSIONS.get("concat")(**{**FUSION_ARGS["concat"], "dim": 0})
     with pytest.raises(ValueError, match="dropout=1"):
-        FUSIONS.get("gated")(dropout=1.0)
+        FUSIONS.get("gated")(**{**FUSION_ARGS["gated"], "dropout": 1.0})
     with pytest.raises(ValueError, match="rank=0"):
-        FUSIONS.get("bilinear")(rank=0)
+        FUSIONS.get("bilinear")(**{**FUSION_ARGS["bilinear"], "rank": 0})
     with pytest.raises(ValueError, match="one column per embedding"):
-        FUSIONS.get("concat")(dim=4)([tf.ones((2, 3))] * 2, tf.ones((2, 3)))
+        FUSIONS.get("concat")(**FUSION_ARGS["concat"])([tf.ones((2, 3))] * 2, tf.ones((2, 3)))
 
 
 # === ModalityDropout ===

@@ -8,7 +8,6 @@ import tf_keras as keras
 from mmkeras.encoders import ENCODERS
 from mmkeras.encoders.image_cnn import BN_MOMENTUM
 from mmkeras.encoders.text_transformer import embed_tokens, encode_tokens
-from mmkeras.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -41,11 +40,7 @@ class ColumnTokens(keras.layers.Layer):
 
 
 def _image_tokens(features, spec, name, dim, patch_size):
-    height, width = features.shape[1:3]
-    if height < patch_size or width < patch_size:
-        raise ConfigError(
-            f"inputs.{name}.encoder: patch_size={patch_size} is larger than the {height}x{width} image"
-        )
+    # The config checks that patch_size fits the image (HomogeneousParams.check_input).
     # Non-overlapping patches: a conv whose stride equals its kernel is a per-patch Dense.
     patches = keras.layers.Conv2D(dim, patch_size, strides=patch_size, name=f"{name}_patches")(features)
     return keras.layers.Reshape((-1, dim), name=f"{name}_patch_tokens")(patches), None
@@ -69,29 +64,15 @@ _TOKENIZERS = {"image": _image_tokens, "text": _text_tokens, "audio": _audio_tok
 
 
 @ENCODERS.register("homogeneous")
-def homogeneous(
-    features, spec, name, *, dim=64, heads=2, blocks=2, ff_dim=128, dropout=0.1, patch_size=8, share_weights=False
-):
+def homogeneous(features, spec, name, params):
     """Any modality → tokens → positions → `blocks` identical TransformerBlocks → mean → [B, dim].
 
     Tokens: image = non-overlapping patch_size×patch_size patches; text = token
     embeddings (padding masked); audio = one token per frame; numeric = one token per column.
 
     Args:
-        dim: token width (divisible by `heads`).
-        heads: attention heads per block.
-        blocks: depth of the stack.
-        ff_dim: hidden width of each block's feed-forward network.
-        dropout: dropout rate in the blocks and on the tokens.
-        patch_size: side of an image patch in pixels (image only).
-        share_weights: True = one block applied `blocks` times (ALBERT-style), so the
-            parameter count does not depend on depth.
-
-    Example:
-        encoder: {type: homogeneous, dim: 64, blocks: 4, share_weights: true}
+        params: `mmkeras.config.encoders.HomogeneousParams`.
     """
     tokenize = _TOKENIZERS[spec.modality]
-    tokens, mask = tokenize(features, spec, name, dim, patch_size)
-    return encode_tokens(
-        tokens, mask, name, heads=heads, blocks=blocks, ff_dim=ff_dim, dropout=dropout, share_weights=share_weights
-    )
+    tokens, mask = tokenize(features, spec, name, params.dim, params.patch_size)
+    return encode_tokens(tokens, mask, name, params, blocks=params.blocks, share_weights=params.share_weights)

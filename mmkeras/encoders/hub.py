@@ -24,7 +24,7 @@ class HubLayer(tensorflow_hub.KerasLayer):
 
 
 @ENCODERS.register("hub")
-def hub(features, spec, name, *, handle=None, trainable=False, output_key=None, dim=None):
+def hub(features, spec, name, params):
     """Features → a TF2 SavedModel (TF Hub format) → optional Dense(dim) → [B, d].
 
     The module must take the modality's features as they are (image float [0, 1]
@@ -32,25 +32,18 @@ def hub(features, spec, name, *, handle=None, trainable=False, output_key=None, 
     return [B, d], or a dict holding such a tensor under `output_key`.
 
     Args:
-        handle: TF Hub URL or local SavedModel directory.
-        trainable: fine-tune the module's weights (False = frozen feature extractor).
-        output_key: key of the embedding when the module returns a dict.
-        dim: size of a Dense projection after the module; None = use its output as is.
-
-    Example:
-        encoder: {type: hub, handle: models/image_feature_vector, trainable: false, dim: 128}
+        params: `mmkeras.config.encoders.HubParams`.
     """
-    if not handle:
-        raise ConfigError(f"inputs.{name}.encoder: 'handle' is required for encoder 'hub' (a URL or SavedModel dir)")
-    where = f"inputs.{name}.encoder: module '{handle}'"
+    where = f"inputs.{name}.encoder: module '{params.handle}'"
     try:
-        x = HubLayer(handle, trainable=trainable, output_key=output_key, name=f"{name}_hub")(features)
+        x = HubLayer(params.handle, trainable=params.trainable, output_key=params.output_key,
+                     name=f"{name}_hub")(features)
     except (OSError, ValueError) as err:  # missing path, wrong input shape/dtype, unknown output_key
         raise ConfigError(f"{where}: {str(err).strip().splitlines()[0]}") from err
     if isinstance(x, dict):
         raise ConfigError(f"{where} returns a dict: set output_key to one of: {', '.join(sorted(x))}")
     if x.shape.rank != 2:
         raise ConfigError(f"{where} returns shape {x.shape}, expected [batch, d]")
-    if dim:
-        x = keras.layers.Dense(dim, name=f"{name}_projection")(x)
+    if params.dim:
+        x = keras.layers.Dense(params.dim, name=f"{name}_projection")(x)
     return x

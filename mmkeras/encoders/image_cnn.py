@@ -2,7 +2,6 @@
 import tf_keras as keras
 
 from mmkeras.encoders import ENCODERS
-from mmkeras.errors import ConfigError
 from mmkeras.layers.augment import RandomShift
 
 # Keras' default 0.99 needs hundreds of steps before the moving statistics used at
@@ -11,21 +10,18 @@ from mmkeras.layers.augment import RandomShift
 BN_MOMENTUM = 0.9
 
 
-POOLINGS = ("average", "flatten")
-
-
-def conv_stack(x, name, filters, convs_per_stage, dropout, dim, pooling="average"):
+def conv_stack(x, name, params):
     """Conv stages → pooling → dropout → Dense(dim); the body of every CNN encoder.
 
-    `pooling`: "average" (global average pool: position-free, few weights) or "flatten"
-    (every cell of the last feature map feeds the projection, so where a feature sits
-    reaches the embedding: strokes of a digit, parts of a spectrogram).
+    `params` (`ConvStackParams`): filters, convs_per_stage, dim, dropout, pooling. "flatten"
+    pooling lets where a feature sits reach the embedding: strokes of a digit, parts of a
+    spectrogram.
 
     Only Conv2D, BatchNorm (folded at export), ReLU, MaxPool, mean and Dense, so int8
     TFLite conversion needs no special ops.
     """
-    for stage, stage_filters in enumerate(filters, start=1):
-        for conv in range(1, convs_per_stage + 1):
+    for stage, stage_filters in enumerate(params.filters, start=1):
+        for conv in range(1, params.convs_per_stage + 1):
             prefix = f"{name}_stage{stage}_conv{conv}"
             # No bias: the BatchNorm right after supplies the offset.
             x = keras.layers.Conv2D(stage_filters, 3, padding="same", use_bias=False, name=prefix)(x)
@@ -33,32 +29,21 @@ def conv_stack(x, name, filters, convs_per_stage, dropout, dim, pooling="average
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
         # "same" pooling rounds up, so inputs smaller than 2**stages never shrink to zero.
         x = keras.layers.MaxPool2D(padding="same", name=f"{name}_stage{stage}_pool")(x)
-    if pooling not in POOLINGS:
-        raise ConfigError(f"inputs.{name}.encoder.pooling: expected one of {', '.join(POOLINGS)}, got {pooling!r}")
-    if pooling == "flatten":
+    if params.pooling == "flatten":
         x = keras.layers.Flatten(name=f"{name}_pool")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
-    x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return keras.layers.Dense(dim, name=f"{name}_projection")(x)
+    x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout")(x)
+    return keras.layers.Dense(params.dim, name=f"{name}_projection")(x)
 
 
 @ENCODERS.register("cnn")
-def cnn(features, spec, name, *, filters=(16, 32, 64), convs_per_stage=1, dim=128, dropout=0.0,
-        pooling="average", augment=0.0):
+def cnn(features, spec, name, params):
     """Image [B, H, W, C] in [0, 1] → [B, dim] with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
 
     Args:
-        filters: output channels of each stage; one stage per entry, each halves H and W.
-        convs_per_stage: conv layers per stage.
-        dim: size of the output embedding.
-        dropout: dropout rate before the projection.
-        pooling: "average" or "flatten" (see `conv_stack`).
-        augment: > 0 shifts training images by up to this fraction of their size (`RandomShift`).
-
-    Example:
-        encoder: {type: cnn, filters: [16, 32], dim: 64}
+        params: `mmkeras.config.encoders.CnnParams`.
     """
-    if augment:
-        features = RandomShift(augment, name=f"{name}_augment")(features)
-    return conv_stack(features, name, filters, convs_per_stage, dropout, dim, pooling)
+    if params.augment:
+        features = RandomShift(params.augment, name=f"{name}_augment")(features)
+    return conv_stack(features, name, params)

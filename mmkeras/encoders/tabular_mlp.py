@@ -55,22 +55,16 @@ class PiecewiseLinear(keras.layers.Layer):
 
 
 @ENCODERS.register("mlp")
-def mlp(features, spec, name, *, units=(64, 64), dropout=0.0, bins=16):
+def mlp(features, spec, name, params):
     """Numeric [B, n_columns] → [B, units[-1]] through Dense + ReLU + Dropout layers.
 
     Args:
-        units: width of each Dense layer; the last one is the embedding size.
-        dropout: dropout rate after each layer.
-        bins: > 0 feeds each column's piecewise-linear encoding over at most this many
-            quantile bins besides its value (`PiecewiseLinear`).
-
-    Example:
-        encoder: {type: mlp, units: [128, 64], dropout: 0.1}
+        params: `mmkeras.config.encoders.MlpParams`.
     """
     x = features
-    if bins and spec.quantiles:
-        x = PiecewiseLinear.from_quantiles(spec.quantiles, bins, name=f"{name}_bins")(x)
-    for i, width in enumerate(units, start=1):
+    if params.bins and spec.quantiles:
+        x = PiecewiseLinear.from_quantiles(spec.quantiles, params.bins, name=f"{name}_bins")(x)
+    for i, width in enumerate(params.units, start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"{name}_dense{i}")(x)
-        x = keras.layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
+        x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout{i}")(x)
     return x

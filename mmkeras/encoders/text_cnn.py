@@ -7,7 +7,7 @@ from mmkeras.layers.transformer import MaskedMaxPooling
 
 
 @ENCODERS.register("text_cnn")
-def text_cnn(features, spec, name, *, dim=64, widths=(2, 3, 4, 5), filters=64, dropout=0.1):
+def text_cnn(features, spec, name, params):
     """Token ids [B, T] → [B, dim]: one Conv1D per n-gram width over the embeddings, each
     max-pooled over the real tokens, concatenated and projected.
 
@@ -15,20 +15,14 @@ def text_cnn(features, spec, name, *, dim=64, widths=(2, 3, 4, 5), filters=64, d
     (the layout of Ludwig's default `parallel_cnn` text encoder).
 
     Args:
-        dim: embedding size of tokens and of the output.
-        widths: n-gram widths, one convolution each.
-        filters: output channels of each convolution.
-        dropout: dropout rate on the pooled features.
-
-    Example:
-        encoder: {type: text_cnn, widths: [2, 3], filters: 32}
+        params: `mmkeras.config.encoders.TextCnnParams`.
     """
-    tokens, mask = embed_tokens(features, spec, name, dim)
+    tokens, mask = embed_tokens(features, spec, name, params.dim)
     pooled = []
-    for width in widths:
-        x = keras.layers.Conv1D(filters, width, padding="same", activation="relu", name=f"{name}_conv{width}")(tokens)
+    for width in params.widths:
+        x = keras.layers.Conv1D(params.filters, width, padding="same", activation="relu", name=f"{name}_conv{width}")(tokens)
         pooled.append(MaskedMaxPooling(name=f"{name}_pool{width}")(x, padding_mask=mask))
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name=f"{name}_ngrams")(pooled)
-    x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout")(x)
     # No bias: a text with no tokens embeds to zeros, as with the other text encoders.
-    return keras.layers.Dense(dim, use_bias=False, name=f"{name}_projection")(x)
+    return keras.layers.Dense(params.dim, use_bias=False, name=f"{name}_projection")(x)

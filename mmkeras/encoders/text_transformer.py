@@ -2,7 +2,6 @@
 import tf_keras as keras
 
 from mmkeras.encoders import ENCODERS
-from mmkeras.errors import ConfigError
 from mmkeras.layers.transformer import MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
 
 
@@ -12,22 +11,21 @@ def embed_tokens(token_ids, spec, name, dim):
     return vectors, PaddingMask(name=f"{name}_padding_mask")(token_ids)
 
 
-def encode_tokens(tokens, mask, name, *, heads, blocks, ff_dim, dropout, share_weights=False):
+def encode_tokens(tokens, mask, name, params, *, blocks, share_weights=False):
     """Tokens [B, N, dim] → positions → `blocks` TransformerBlocks → masked mean → [B, dim].
 
     Args:
         mask: [B, N] bool padding mask, or None when every token is real.
+        params: the blocks' shape (`AttentionStackParams`: dim, heads, ff_dim, dropout).
         share_weights: apply ONE block `blocks` times (ALBERT-style), so the parameter
             count does not grow with depth.
     """
     length, dim = tokens.shape[1], tokens.shape[2]
-    if dim % heads:
-        raise ConfigError(f"inputs.{name}.encoder: dim={dim} must be divisible by heads={heads}")
     x = PositionEmbedding(length, dim, name=f"{name}_positions")(tokens)
-    x = keras.layers.Dropout(dropout, name=f"{name}_token_dropout")(x)
+    x = keras.layers.Dropout(params.dropout, name=f"{name}_token_dropout")(x)
 
     def new_block(suffix):
-        return TransformerBlock(dim, heads, ff_dim, dropout, name=f"{name}_block{suffix}")
+        return TransformerBlock(dim, params.heads, params.ff_dim, params.dropout, name=f"{name}_block{suffix}")
 
     stack = [new_block("")] * blocks if share_weights else [new_block(i) for i in range(1, blocks + 1)]
     for block in stack:
@@ -38,32 +36,22 @@ def encode_tokens(tokens, mask, name, *, heads, blocks, ff_dim, dropout, share_w
 
 
 @ENCODERS.register("transformer")
-def transformer(features, spec, name, *, dim=64, heads=2, layers=1, ff_dim=128, dropout=0.1):
+def transformer(features, spec, name, params):
     """Token ids [B, T] → [B, dim]: embedding + learned positions + Transformer blocks + mean over real tokens.
 
     Args:
-        dim: embedding and model width (divisible by `heads`).
-        heads: attention heads per block.
-        layers: number of Transformer blocks.
-        ff_dim: hidden width of each block's feed-forward network.
-        dropout: dropout rate in the blocks and on the token vectors.
-
-    Example:
-        encoder: {type: transformer, dim: 128, heads: 4, layers: 2}
+        params: `mmkeras.config.encoders.TransformerParams`.
     """
-    tokens, mask = embed_tokens(features, spec, name, dim)
-    return encode_tokens(tokens, mask, name, heads=heads, blocks=layers, ff_dim=ff_dim, dropout=dropout)
+    tokens, mask = embed_tokens(features, spec, name, params.dim)
+    return encode_tokens(tokens, mask, name, params, blocks=params.layers)
 
 
 @ENCODERS.register("bow")
-def bow(features, spec, name, *, dim=64):
+def bow(features, spec, name, params):
     """Token ids [B, T] → [B, dim]: mean of the token embeddings, ignoring padding (fast baseline).
 
     Args:
-        dim: embedding size.
-
-    Example:
-        encoder: {type: bow, dim: 32}
+        params: `mmkeras.config.encoders.BowParams`.
     """
-    tokens, mask = embed_tokens(features, spec, name, dim)
+    tokens, mask = embed_tokens(features, spec, name, params.dim)
     return MaskedMeanPooling(name=f"{name}_pool")(tokens, padding_mask=mask)

@@ -23,10 +23,10 @@ class AttentionFusion(FusionLayer):
         dropout: dropout rate inside the blocks and on the fused vector.
 
     Example:
-        fused = AttentionFusion(dim=64, heads=4)([image_vec, text_vec], presence)  # [B, 64]
+        fused = AttentionFusion(dim=64, heads=4, layers=1, dropout=0.1)([image_vec, text_vec], presence)
     """
 
-    def __init__(self, dim=128, heads=4, layers=1, dropout=0.1, **kwargs):
+    def __init__(self, dim, heads, layers, dropout, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("heads", heads)
         check_positive_int("layers", layers)

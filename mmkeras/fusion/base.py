@@ -38,13 +38,16 @@ class FusionLayer(keras.layers.Layer):
         dim: width of the fused vector.
         dropout: dropout rate on the fused vector (training only).
 
+    Defaults for every argument live in `mmkeras.config.fusion`, the one place a config
+    reads them from.
+
     Example:
         class MaxFusion(FusionLayer):  # assumes every embedding is already `dim` wide
             def fuse(self, embeddings, presence, training):
                 return tf.reduce_max(tf.stack(embeddings, axis=1), axis=1)
     """
 
-    def __init__(self, dim=128, dropout=0.1, **kwargs):
+    def __init__(self, dim, dropout, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("dim", dim)
         check_rate("dropout", dropout)

@@ -20,10 +20,10 @@ class BilinearFusion(FusionLayer):
         dropout: dropout rate on the fused vector.
 
     Example:
-        fused = BilinearFusion(dim=64, rank=4)([image_vec, text_vec], presence)  # [B, 64]
+        fused = BilinearFusion(dim=64, rank=4, dropout=0.1)([image_vec, text_vec], presence)  # [B, 64]
     """
 
-    def __init__(self, dim=128, rank=4, dropout=0.1, **kwargs):
+    def __init__(self, dim, rank, dropout, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("rank", rank)
         self.rank = rank

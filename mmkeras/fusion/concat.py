@@ -16,10 +16,10 @@ class ConcatFusion(FusionLayer):
         dropout: dropout rate on the fused vector.
 
     Example:
-        fused = ConcatFusion(dim=64)([image_vec, text_vec], presence)  # [B, 64]
+        fused = ConcatFusion(dim=64, dropout=0.1)([image_vec, text_vec], presence)  # [B, 64]
     """
 
-    def __init__(self, dim=128, dropout=0.1, **kwargs):
+    def __init__(self, dim, dropout, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         self.projection = keras.layers.Dense(dim, activation="relu", name="projection", dtype=self.dtype_policy)
 

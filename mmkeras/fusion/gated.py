@@ -19,7 +19,7 @@ class GatedFusion(FusionLayer):
         dropout: dropout rate on the fused vector.
 
     Example:
-        fused = GatedFusion(dim=64)([image_vec, text_vec, audio_vec], presence)  # [B, 64]
+        fused = GatedFusion(dim=64, dropout=0.1)([image_vec, text_vec, audio_vec], presence)  # [B, 64]
     """
 
     def build(self, input_shape):
