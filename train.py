@@ -11,14 +11,14 @@ run directory, and a killed run resumes when the same command is run again.
 import argparse
 import sys
 
-from mmkeras.cli import quiet_tensorflow, run_cli
+from mmkeras.cli import run_cli, start_tensorflow
 
 
 def main(args):
     from mmkeras.config import load_config
 
     cfg = load_config(args.config, args.set)  # before TensorFlow loads: config errors answer at once
-    import tensorflow as tf
+    tf = start_tensorflow(args.debug)
     import tf_keras as keras
 
     from mmkeras.run_dir import RunDir
@@ -90,10 +90,10 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
     parser.add_argument("--deterministic", action="store_true",
                         help="bit-identical reruns on the same machine (slower input pipeline and ops)")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for user errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks for user errors and TensorFlow's start-up log")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    quiet_tensorflow()
     sys.exit(run_cli(main, parse_args()))

@@ -13,9 +13,9 @@ import os
 import sys
 import tempfile
 
-from mmkeras.cli import quiet_tensorflow, run_cli, step
+from mmkeras.cli import run_cli, start_tensorflow, step
 
-FORMATS = ("saved_model", "tflite")
+from mmkeras.config.export import FORMATS  # the same list the config accepts in export.formats
 WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
 
 
@@ -24,6 +24,7 @@ def _split_list(text):
 
 
 def main(args):
+    start_tensorflow(args.debug)
     from mmkeras.errors import ConfigError, did_you_mean
 
     from export.context import ExportContext
@@ -129,10 +130,10 @@ def parse_args(argv=None):
                                            "(default: the run's export.quantize)")
     parser.add_argument("--samples", type=int, help="int8 calibration samples from the training split "
                                                     "(default: export.representative_samples)")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for user errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks for user errors and TensorFlow's start-up log")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    quiet_tensorflow()
     sys.exit(run_cli(main, parse_args()))

@@ -9,10 +9,11 @@ import argparse
 import os
 import sys
 
-from mmkeras.cli import quiet_tensorflow, run_cli
+from mmkeras.cli import run_cli, start_tensorflow
 
 
 def main(args):
+    start_tensorflow(args.debug)
     from mmkeras.config import load_config
     from mmkeras.data.preprocessing import Preprocessing, load_splits
     from mmkeras.data.records import BadRecordLog
@@ -39,10 +40,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mmkeras.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run directory written by train.py")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for user errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks for user errors and TensorFlow's start-up log")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    quiet_tensorflow()
     sys.exit(run_cli(main, parse_args()))

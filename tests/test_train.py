@@ -59,6 +59,22 @@ def test_bad_records_are_skipped_listed_and_counted(trained):
     assert "train: 48 records" in proc.stdout
 
 
+def test_output_is_one_readable_line_per_epoch_and_no_tensorflow_noise(trained):
+    _, out, proc = trained
+    # TensorFlow's C++ start-up lines (absl, CUDA stubs, cuInit without a GPU) are hidden.
+    assert not any(word in proc.stderr for word in ("absl", "cuInit", "cuda", "oneDNN")), proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
+    epochs = [line for line in lines[header + 1:] if line[:7].strip().endswith("/6")]
+    with open(out / "history.csv") as f:
+        assert len(epochs) == len(f.read().splitlines()) - 1  # one line per epoch trained
+    # The main heads (label, tags, score) with train / validation pairs; the auxiliary
+    # heads' numbers only in history.csv.
+    assert all(f"{o} loss" in lines[header] for o in ("label", "tags", "score")), lines[header]
+    assert "_from_" not in proc.stdout and "_from_" in open(out / "history.csv").readline()
+    assert max(len(line) for line in epochs) < 160 and epochs[0].count(" / ") == 7
+
+
 def test_bad_record_in_error_mode_is_one_line_exit_2(trained, tmp_path):
     cfg, _, _ = trained
     proc = run("train.py", "--config", str(cfg), "--output", str(tmp_path / "run"), "--set", "data.on_bad_record=error")

@@ -14,6 +14,7 @@ import numpy as np
 
 from mmkeras.data.manifest import BadRow, read_manifest
 from mmkeras.data.modality import BadValue
+from mmkeras.console import progress
 from mmkeras.data.targets import parse_target
 from mmkeras.errors import DataError
 
@@ -120,7 +121,7 @@ def load_split(manifest, handlers, outputs, log, known_labels=None):
         # map() yields in manifest order, so `error` mode names the first bad line.
         parsed = pool.map(lambda item: (item[0], *_parse_record(item[1], folder, handlers, outputs, known_labels)),
                           read_manifest(manifest))
-        for line, row, problem in parsed:
+        for line, row, problem in progress(parsed, f"validating {os.path.basename(manifest)}"):
             if problem:
                 log.add(manifest, line, *problem)
                 continue

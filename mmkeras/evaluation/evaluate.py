@@ -8,6 +8,7 @@ the split is read once.
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.console import progress
 from mmkeras.data.pipeline import presence_key
 from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
 
@@ -27,7 +28,8 @@ def predict_variants(model, dataset, modalities, output_names):
     variants = list(ablation_variants(modalities))
     targets = {name: [] for name in output_names}
     preds = [{name: [] for name in output_names} for _ in variants]
-    for features, batch_targets in dataset:
+    # Each batch runs once per ablation variant: on a large test split this is a long step.
+    for features, batch_targets in progress(dataset, f"evaluating {len(variants)} variants", unit="batch"):
         for name in output_names:
             targets[name].append(batch_targets[name].numpy())
         for i, (_, _, off) in enumerate(variants):

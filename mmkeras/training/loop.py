@@ -13,11 +13,12 @@ import io
 import os
 import shlex
 import sys
+import time
 
 import numpy as np
 import tf_keras as keras
 
-from mmkeras.heads import compile_args
+from mmkeras.heads import HEAD_TYPES, compile_args, heads
 from mmkeras.io import atomic_path, atomic_write_text
 
 
@@ -64,6 +65,13 @@ class EpochHistory(keras.callbacks.Callback):
         atomic_write_text(self.path, out.getvalue())
 
 
+def history_key(cfg, head, metric):
+    """The key of a head's metric in Keras' logs: tf_keras prefixes it with the head's name
+    only when the model has several heads ("label_accuracy"; alone: "accuracy")."""
+    several = sum(1 for _ in heads(cfg)) > 1
+    return f"{head}_{metric}" if several else metric
+
+
 def monitored_metric(cfg):
     """(history key, mode) that chooses the best epoch: the validation loss, or with
     `training.monitor: primary` the first output's Keras metric (accuracy for a category
@@ -72,9 +80,48 @@ def monitored_metric(cfg):
     if cfg.training.monitor == "loss" or out.type == "multilabel":
         return "val_loss", "min"
     metric, mode = ("accuracy", "max") if out.type == "category" else ("mae", "min")
-    # tf_keras prefixes a metric with its head's name only when the model has several heads.
-    several = len(cfg.outputs) > 1 or any(o.aux_weight > 0 for o in cfg.outputs)
-    return (f"val_{out.name}_{metric}" if several else f"val_{metric}"), mode
+    return "val_" + history_key(cfg, out.name, metric), mode
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One readable line per epoch: the total loss, then each output's loss and metric, as
+    train / validation, the epoch's time, and "best" when the monitored figure improved.
+
+    Auxiliary heads (`<output>_from_<input>`) are left out: with four inputs they made a
+    900-character line; their numbers stay in history.csv and TensorBoard.
+    """
+
+    def __init__(self, cfg, stream=None):
+        super().__init__()
+        self.stream = stream or sys.stdout
+        self.columns = [("loss", "loss")]
+        for out in cfg.outputs:
+            if history_key(cfg, out.name, "loss") != "loss":  # one head: its loss is the total
+                self.columns.append((f"{out.name} loss", history_key(cfg, out.name, "loss")))
+            for metric in HEAD_TYPES[out.type].metrics:
+                self.columns.append((f"{out.name} {metric}", history_key(cfg, out.name, metric)))
+        self.monitor, mode = monitored_metric(cfg)
+        self.better = np.greater if mode == "max" else np.less
+        self.best = None
+
+    def on_train_begin(self, logs=None):
+        self.widths = [max(len(name), len("0.000 / 0.000")) for name, _ in self.columns]
+        header = "  ".join(name.ljust(w) for (name, _), w in zip(self.columns, self.widths))
+        print(f"{'epoch':<7} {'time':>8}  {header}  (each: train / validation)", file=self.stream, flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        cells = [" / ".join(f"{logs[k]:.3f}" if k in logs else "—" for k in (key, "val_" + key)).ljust(w)
+                 for (_, key), w in zip(self.columns, self.widths)]
+        value = logs.get(self.monitor)
+        improved = value is not None and (self.best is None or self.better(value, self.best))
+        if improved:
+            self.best = value
+        print(f"{epoch + 1:>3}/{self.params['epochs']:<3} {time.perf_counter() - self.started:6.1f} s  "
+              + "  ".join(cells) + ("  best" if improved else ""), file=self.stream, flush=True)
 
 
 class BestEpoch(keras.callbacks.EarlyStopping):
@@ -129,6 +176,7 @@ class BestEpoch(keras.callbacks.EarlyStopping):
 def standard_callbacks(cfg, run):
     os.makedirs(os.path.dirname(run.checkpoint), exist_ok=True)
     return [
+        EpochLine(cfg),
         keras.callbacks.TensorBoard(run.logs),
         BestEpoch(run, cfg.training.early_stopping_patience, *monitored_metric(cfg)),
         EpochHistory(run.history),
@@ -144,9 +192,8 @@ def fit(model, inputs, cfg, run):
     Args:
         inputs: model.fit's data arguments (see `mmkeras.training.inputs.fit_inputs`).
     """
-    # The progress bar redraws in place on a terminal; one line per epoch in logs.
-    verbose = 1 if sys.stdout.isatty() else 2
-    return model.fit(**inputs, epochs=cfg.training.epochs, callbacks=standard_callbacks(cfg, run), verbose=verbose)
+    # Keras' own epoch line lists every auxiliary head: EpochLine prints a readable one instead.
+    return model.fit(**inputs, epochs=cfg.training.epochs, callbacks=standard_callbacks(cfg, run), verbose=0)
 
 
 @contextlib.contextmanager
