@@ -16,6 +16,10 @@ class DataError(UserError):
     """A manifest or a file it points to is missing, malformed or undecodable."""
 
 
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite: the run stops instead of finishing with NaN weights."""
+
+
 def did_you_mean(word, choices):
     """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)

@@ -75,6 +75,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
      "export: quantize int8 calibrates on training records: representative_samples must be >= 1"),
     (lambda r: r["training"].update(mixed_precision="yes"), "training.mixed_precision: expected true or false, got 'yes'"),
     (lambda r: r["training"].update(learning_rate=True), "training.learning_rate: expected a number, got True"),
+    (lambda r: r["training"].update(learning_rate=float("inf")), "training.learning_rate: expected a finite number, got inf"),
+    (lambda r: r["fusion"].update(modality_dropout=float("nan")), "fusion.modality_dropout: expected a finite number, got nan"),
 ])
 def test_config_errors_name_key_and_value(tiny_data, mutate, message):
     raw = tiny_config_dict(tiny_data)

@@ -75,6 +75,23 @@ def test_output_is_one_readable_line_per_epoch_and_no_tensorflow_noise(trained):
     assert max(len(line) for line in epochs) < 160 and epochs[0].count(" / ") == 7
 
 
+def test_a_diverging_run_stops_with_one_line_and_exit_2(tiny_data, tmp_path):
+    import yaml
+    from conftest import tiny_config_dict
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config_dict(tiny_data, epochs=3)))
+    # A learning rate this large throws the weights to ±1e12 at the first step: NaN at once.
+    proc = run("train.py", "--config", str(cfg), "--output", str(tmp_path / "run"),
+               "--set", "training.learning_rate=1e12")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged: the loss became nan at step ") and "of epoch 1" in last
+    assert "training.learning_rate=1e+12" in last and "--overwrite" in last
+    # Nothing of the diverged epoch was recorded as if it had trained.
+    assert not (tmp_path / "run" / "model.keras").exists() and not (tmp_path / "run" / "history.csv").exists()
+
+
 def test_bad_record_in_error_mode_is_one_line_exit_2(trained, tmp_path):
     cfg, _, _ = trained
     proc = run("train.py", "--config", str(cfg), "--output", str(tmp_path / "run"), "--set", "data.on_bad_record=error")

@@ -29,7 +29,8 @@ from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.registry import Registry
 
 # YAML gives `name: 2024` or a column called `1` as numbers: they are still names.
-_SETTINGS = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+# No setting is meaningful at infinity or NaN (`learning_rate: .inf` would train NaN weights).
+_SETTINGS = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 def section(cls):
@@ -121,7 +122,7 @@ def validate(hint, raw, where=""):
 
 _EXPECTED = {
     "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number", "bool_type": "true or false",
     "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
     "dict_type": "a mapping", "dataclass_type": "a mapping", "dataclass_args_type": "a mapping",
     "model_attributes_type": "a mapping",

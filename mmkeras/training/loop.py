@@ -10,6 +10,7 @@ bookkeeping (best val_loss, early-stopping patience, best weights) continues.
 import contextlib
 import csv
 import io
+import math
 import os
 import shlex
 import sys
@@ -18,6 +19,7 @@ import time
 import numpy as np
 import tf_keras as keras
 
+from mmkeras.errors import TrainingDiverged
 from mmkeras.heads import HEAD_TYPES, compile_args, heads
 from mmkeras.io import atomic_path, atomic_write_text
 
@@ -124,6 +126,41 @@ class EpochLine(keras.callbacks.Callback):
               + "  ".join(cells) + ("  best" if improved else ""), file=self.stream, flush=True)
 
 
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop at the first non-finite training loss (or validation loss) with a TrainingDiverged
+    error naming the epoch and step, instead of a run that "succeeds" with NaN weights.
+
+    It raises rather than setting `stop_training` (as Keras' TerminateOnNaN does), and it runs
+    first among the callbacks: the epoch then never reaches BackupAndRestore, BestEpoch or
+    history.csv, so RUN_DIR/backup keeps the last good epoch and no NaN row is written.
+    """
+
+    def __init__(self, cfg, run):
+        super().__init__()
+        self.cfg, self.run = cfg, run
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"), f"step {batch + 1} of epoch {self.epoch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check((logs or {}).get("val_loss"), f"validation after epoch {epoch + 1}")
+
+    def _check(self, loss, where):
+        if loss is None or math.isfinite(float(loss)):
+            return
+        t = self.cfg.training
+        done = f"epochs before it are backed up in {self.run.backup}" if self.epoch else "no epoch finished"
+        raise TrainingDiverged(
+            f"training diverged: the loss became {float(loss)} at {where} ({done}); likely causes: a learning "
+            f"rate too high for this data (training.learning_rate={t.learning_rate:g}), inputs or numeric targets "
+            f"of extreme magnitude{', float16 overflow (training.mixed_precision)' if t.mixed_precision else ''}; "
+            f"start over with --overwrite and a lower learning_rate")
+
+
 class BestEpoch(keras.callbacks.EarlyStopping):
     """Early stopping on a validation figure that ends training with the best epoch's weights.
 
@@ -176,6 +213,7 @@ class BestEpoch(keras.callbacks.EarlyStopping):
 def standard_callbacks(cfg, run):
     os.makedirs(os.path.dirname(run.checkpoint), exist_ok=True)
     return [
+        StopOnNonFinite(cfg, run),  # first: a diverged epoch reaches no other callback
         EpochLine(cfg),
         keras.callbacks.TensorBoard(run.logs),
         BestEpoch(run, cfg.training.early_stopping_patience, *monitored_metric(cfg)),
