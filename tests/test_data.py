@@ -101,6 +101,60 @@ def test_bad_records_are_skipped_and_listed(tiny_data, tmp_path):
         load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, BadRecordLog("error"))
 
 
+def test_silently_wrong_and_hostile_manifest_values_are_listed_bad_records(tiny_data, tmp_path):
+    """Values that used to pass as something else, or crash the reader, are each one listed skip."""
+    from mmkeras.data.manifest import MAX_JSON_DEPTH
+    from mmkeras.data.modality import handler
+    from mmkeras.data.records import load_split
+
+    good = json.loads(open(os.path.join(tiny_data, "train.jsonl")).readline())
+    lines = [json.dumps(good),
+             json.dumps({**good, "x1": True}),                 # a boolean is no measurement
+             json.dumps({**good, "x1": 1e39}),                 # finite in Python, infinite in float32
+             json.dumps({**good, "label": "   "}),             # whitespace is no label
+             json.dumps({**good, "label": ["red", "blue"]}),   # a list given to a category output
+             json.dumps({**good, "score": False}),             # a boolean numeric target
+             json.dumps({**good, "deep": [[[]]]})[:-1] + ', "x": ' + "[" * (MAX_JSON_DEPTH + 5) + "]" * (MAX_JSON_DEPTH + 5) + "}",
+             json.dumps(good)[:-1] + ', "big": ' + "9" * 5000 + "}",  # over Python's int-digits limit
+             json.dumps({**good, "x1": 10 ** 400}),            # an integer float() cannot take
+             ]
+    manifest = os.path.join(tiny_data, "hostile.jsonl")
+    with open(manifest, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n\xff\xfe not utf-8\n")  # a BOM on line 1
+    raw = tiny_config_dict(tiny_data)
+    raw["outputs"].append({"name": "score", "type": "numeric"})
+    cfg = config_from_dict(raw)
+    log = BadRecordLog("skip")
+    split = load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, log)
+    assert split.lines == [1]  # the BOM line is a good record
+    reasons = {e["line"]: e["reason"] for e in log.entries}
+    assert sorted(reasons) == list(range(2, 11)), reasons
+    assert reasons[2] == "column 'x1': not a number: True"
+    assert reasons[3].startswith("column 'x1': outside the float32 range")
+    assert reasons[4] == "empty label"
+    assert reasons[5] == "expected one label name, got a JSON list" and reasons[6] == "not a number: False"
+    assert reasons[7] == f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    assert reasons[8].startswith("invalid JSON: Exceeds the limit")
+    assert reasons[9].startswith("column 'x1': outside the float32 range")
+    assert reasons[10].startswith("not UTF-8 text")
+
+
+def test_csv_bom_long_fields_and_bytes_that_are_not_utf8(tmp_path):
+    from mmkeras.data.manifest import MAX_FIELD_BYTES, read_manifest
+
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\nhello,a\n")
+    assert list(read_manifest(str(path))) == [(2, {"text": "hello", "label": "a"})]  # not "\ufefftext"
+    path.write_text("text,label\n" + "x" * (200 * 1024) + ",a\n")  # over csv's own 128 KiB limit
+    assert list(read_manifest(str(path)))[0][1]["label"] == "a"
+    path.write_text("text,label\n" + "x" * (MAX_FIELD_BYTES + 1) + ",a\n")
+    with pytest.raises(DataError, match=r"m.csv: line \d+: unreadable CSV: field larger than field limit"):
+        list(read_manifest(str(path)))
+    path.write_bytes(b"text,label\ncaf\xe9,a\n")  # Latin-1
+    with pytest.raises(DataError, match=r"m.csv: not UTF-8 text; save the file as UTF-8"):
+        list(read_manifest(str(path)))
+
+
 def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_path):
     from PIL import Image
 

@@ -8,6 +8,7 @@ A modality handler knows, for one configured input, how to:
   model_input / preprocess   the model's input and its in-graph preprocessing.
 Handlers are registered by the config's input `type`.
 """
+import math
 import os
 
 import tensorflow as tf
@@ -130,6 +131,28 @@ class Modality:
         from mmkeras.encoders import FeatureSpec
 
         return FeatureSpec(modality=self.cfg.type)
+
+
+# The model computes in float32: a value beyond it is infinite there (and its variance overflows).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def parse_number(raw):
+    """A manifest number (JSON number or numeric string) → float, or BadValue saying why not:
+    a boolean (JSON `true` is no measurement), not a number, not finite, beyond float32."""
+    if isinstance(raw, bool):
+        raise BadValue(f"not a number: {raw!r}")
+    try:
+        number = float(raw)
+    except OverflowError:  # an integer with hundreds of digits
+        raise BadValue(f"outside the float32 range: {str(raw)[:40]}…") from None
+    except (TypeError, ValueError):
+        raise BadValue(f"not a number: {raw!r}") from None
+    if not math.isfinite(number):
+        raise BadValue(f"not a finite number: {raw!r}")
+    if abs(number) > FLOAT32_MAX:
+        raise BadValue(f"outside the float32 range (|x| ≤ 3.4e38): {raw!r}")
+    return number
 
 
 def resolve_file(value, manifest_dir):

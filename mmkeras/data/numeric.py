@@ -5,13 +5,12 @@ typical one) are first compressed with a signed log, chosen per column on the
 training split (`transform: auto`): standardised raw, such a column is a handful of
 huge outliers and a crowd of near-identical values around -0.1.
 """
-import math
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality
+from mmkeras.data.modality import MODALITIES, BadValue, Modality, parse_number
 
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
@@ -73,12 +72,9 @@ class NumericModality(Modality):
                 absent.append(column)
                 continue
             try:
-                number = float(raw)
-            except (TypeError, ValueError):
-                raise BadValue(f"column '{column}': not a number: {raw!r}") from None
-            if not math.isfinite(number):
-                raise BadValue(f"column '{column}': not a finite number: {raw!r}")
-            values.append(number)
+                values.append(parse_number(raw))
+            except BadValue as e:
+                raise BadValue(f"column '{column}': {e}") from None
         if absent:
             if self.cfg.optional and len(absent) == len(self.cfg.columns):
                 return None

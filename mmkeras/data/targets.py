@@ -1,12 +1,13 @@
 """Label columns → training targets, one encoder per output type."""
-import math
 
 import numpy as np
 
-from mmkeras.data.modality import BadValue
+from mmkeras.data.modality import BadValue, parse_number
 
 
 def _category(value, out, labels):
+    if isinstance(value, (list, dict)):  # str() would make "['a', 'b']" a class of its own
+        raise BadValue(f"expected one label name, got a JSON {type(value).__name__}")
     name = str(value).strip()
     if labels is not None and name not in labels:
         raise BadValue(f"label '{name}' does not occur in the training split")
@@ -23,13 +24,7 @@ def _multilabel(value, out, labels):
 
 
 def _numeric(value, out, labels):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadValue(f"not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise BadValue(f"not a finite number: {value!r}")
-    return number
+    return parse_number(value)
 
 
 PARSERS = {"category": _category, "multilabel": _multilabel, "numeric": _numeric}
@@ -40,7 +35,7 @@ def parse_target(record, out, labels=None):
     if out.source not in record:
         raise BadValue(f"missing label column '{out.source}'")
     value = record[out.source]
-    if value is None or (isinstance(value, (str, list)) and not value):
+    if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value):
         raise BadValue("empty label")
     return PARSERS[out.type](value, out, labels)
 
