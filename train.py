@@ -21,6 +21,8 @@ def main(args):
     tf = start_tensorflow(args.debug)
     import tf_keras as keras
 
+    from mmkeras.data.preprocessing import load_splits
+    from mmkeras.data.records import BadRecordLog
     from mmkeras.run_dir import RunDir
     from mmkeras.training.strategy import Worker, make_strategy, set_precision
 
@@ -31,6 +33,11 @@ def main(args):
     print(f"strategy: {type(strategy).__name__}, {worker.replicas} replica(s) in {worker.workers} worker(s), "
           f"batch {worker.per_replica_batch(cfg.training.batch_size)} per replica, precision {policy}")
     shared = RunDir(args.output or f"runs/{cfg.name}")
+    shared.check(overwrite=args.overwrite)
+    # Every record validated before the run directory is touched: with --overwrite, a data
+    # error must not cost the previous run. Bad ones are skipped and listed, or an error.
+    log = BadRecordLog(cfg.data.on_bad_record)
+    splits = load_splits(cfg, log)
     if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief):
         print(f"resuming the interrupted run in {shared.path} from its backup")
     if args.deterministic:
@@ -39,21 +46,17 @@ def main(args):
     with shared.for_worker(worker) as run:
         if run is not shared:
             print(f"{worker.name}: the chief writes {shared.path}; this worker writes {run.path} (removed at exit)")
-        train(cfg, strategy, worker, run)
+        train(cfg, strategy, worker, run, splits, log)
 
 
-def train(cfg, strategy, worker, run):
+def train(cfg, strategy, worker, run, splits, log):
     from mmkeras.config import save_config
-    from mmkeras.data.preprocessing import Preprocessing, load_splits
-    from mmkeras.data.records import BadRecordLog
+    from mmkeras.data.preprocessing import Preprocessing
     from mmkeras.evaluation.report import evaluate_run, summary_lines
     from mmkeras.model import build_model
     from mmkeras.training.inputs import fit_inputs, remove_disk_caches, steps_per_epoch
     from mmkeras.training.loop import compile_model, fit, resume_hint, save_model
 
-    # Data: every record validated up front; bad ones skipped and listed, or an error.
-    log = BadRecordLog(cfg.data.on_bad_record)
-    splits = load_splits(cfg, log)
     log.write(run.bad_records)
     print(", ".join(f"{name}: {len(split)} records" for name, split in splits.items()))
     if log.entries:

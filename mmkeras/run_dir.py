@@ -50,16 +50,21 @@ class RunDir:
         # Shared by all workers: BackupAndRestore itself keeps non-chief writes out of it.
         return os.path.join(self.chief.path, LAYOUT["backup"])
 
+    def check(self, overwrite=False):
+        """Refuse a finished run unless `overwrite`, touching nothing; → whether it is finished."""
+        finished = os.path.exists(self.model)
+        if finished and not overwrite:
+            raise UserError(f"{self.path} already holds a trained run (model.keras); "
+                            "pass --overwrite to replace it or --output to train elsewhere")
+        return finished
+
     def prepare(self, overwrite=False, is_chief=True):
         """Create the directory; refuse to clobber a finished run, resume an interrupted one.
 
         Only the chief creates or replaces it; other workers check the same conditions.
         Returns True when an interrupted run's backup will be resumed.
         """
-        finished = os.path.exists(self.model)
-        if finished and not overwrite:
-            raise UserError(f"{self.path} already holds a trained run (model.keras); "
-                            "pass --overwrite to replace it or --output to train elsewhere")
+        finished = self.check(overwrite)
         resuming = not finished and os.path.isdir(self.backup) and bool(os.listdir(self.backup))
         if is_chief:
             if finished:

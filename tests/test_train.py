@@ -87,9 +87,27 @@ def test_a_diverging_run_stops_with_one_line_and_exit_2(tiny_data, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: training diverged: the loss became nan at step ") and "of epoch 1" in last
-    assert "training.learning_rate=1e+12" in last and "--overwrite" in last
+    assert "training.learning_rate=1e+12" in last and "new --output" in last
     # Nothing of the diverged epoch was recorded as if it had trained.
     assert not (tmp_path / "run" / "model.keras").exists() and not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_overwrite_keeps_the_previous_run_when_the_new_data_is_bad(tiny_data, tmp_path):
+    import yaml
+    from conftest import tiny_config_dict
+
+    previous = tmp_path / "run"
+    previous.mkdir()
+    (previous / "model.keras").write_text("the previous run's model")
+    raw = tiny_config_dict(tiny_data, epochs=1)
+    raw["data"]["on_bad_record"] = "error"
+    raw["data"]["train"] = _manifest_with_bad_rows(tiny_data)  # line 49: a missing image
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = run("train.py", "--config", str(cfg), "--output", str(previous), "--overwrite")
+    assert proc.returncode == 2 and ":49, column 'image': file not found" in proc.stderr.strip().splitlines()[-1]
+    assert (previous / "model.keras").read_text() == "the previous run's model"
+    assert sorted(p.name for p in previous.iterdir()) == ["model.keras"]
 
 
 def test_bad_record_in_error_mode_is_one_line_exit_2(trained, tmp_path):

@@ -158,7 +158,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
             f"training diverged: the loss became {float(loss)} at {where} ({done}); likely causes: a learning "
             f"rate too high for this data (training.learning_rate={t.learning_rate:g}), inputs or numeric targets "
             f"of extreme magnitude{', float16 overflow (training.mixed_precision)' if t.mixed_precision else ''}; "
-            f"start over with --overwrite and a lower learning_rate")
+            f"start over with a lower learning_rate in a new --output, or after deleting {self.run.chief.path} "
+            f"(rerunning the same command would resume from the backup)")
 
 
 class BestEpoch(keras.callbacks.EarlyStopping):
