@@ -40,6 +40,15 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["outputs"].append({"name": "label_from_text", "type": "category", "column": "label"}),
      "output name 'label_from_text' is reserved: it is the auxiliary head of output 'label' on input 'text'"),
     (lambda r: r.pop("outputs"), "outputs: must be a non-empty list"),
+    # Names that become paths, layer names and signature keys.
+    (lambda r: r.update(name="../../../x"), "name: must be a plain file name"),
+    (lambda r: r.update(name="/tmp/x"), "name: must be a plain file name"),
+    (lambda r: r.update(name="a" * 101), "name: must be a plain file name"),
+    (lambda r: r["inputs"][0].update(name="my image"), "inputs[0].name: must be a valid identifier"),
+    (lambda r: r["inputs"][0].update(name="bild_ä"), "inputs[0].name: must be a valid identifier (ASCII"),
+    (lambda r: r["outputs"][0].update(name="the label"), "outputs[0].name: must be a valid identifier"),
+    (lambda r: r["inputs"][0].update(name="fusion"), "input name 'fusion' is reserved: it is the fusion layer"),
+    (lambda r: r["outputs"][0].update(name="presence"), "output name 'presence' is reserved"),
     (lambda r: r["data"].pop("train"), "data.train: missing required key"),
     (lambda r: r["fusion"].update(modality_dropout=1.5), "fusion.modality_dropout: expected a value in [0, 1)"),
     # Encoder parameters, per encoder type, restricted to the encoders that take the modality.

@@ -13,6 +13,7 @@ Example:
 """
 import dataclasses
 import os
+import re
 from typing import Annotated, Literal, Optional
 
 import pydantic
@@ -30,8 +31,25 @@ from mmkeras.errors import ConfigError, did_you_mean
 
 
 def _identifier(name):
-    if not name.isidentifier():
-        raise ValueError(f"must be a valid identifier (letters, digits, _), got '{name}'")
+    # Input and output names become Keras layer names, TensorFlow scopes, serving signature
+    # keys and file names: ASCII only (isidentifier alone admits any Unicode letter).
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(f"must be a valid identifier (ASCII letters, digits, _), got {name!r}")
+    return name
+
+
+# The model's own layers next to the inputs' and outputs' (mmkeras/model.py names them from
+# here): a configured name equal to one would collide in the graph.
+FUSION_LAYER, PRESENCE_LAYER, DROPOUT_LAYER, MODEL_NAME = "fusion", "presence", "modality_dropout", "mmkeras"
+INTERNAL_NAMES = {FUSION_LAYER: "the fusion layer", PRESENCE_LAYER: "the joined presence flags",
+                  DROPOUT_LAYER: "the modality-dropout layer", MODEL_NAME: "the model itself"}
+
+
+def _run_name(name):
+    # `name` becomes runs/<name> and the export's file names: one plain path component.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ValueError("must be a plain file name (ASCII letters, digits, '.', '_', '-'; "
+                         f"starting with a letter or digit; at most 100 characters), got {name!r}")
     return name
 
 
@@ -184,7 +202,7 @@ class OutputConfig:
             training mean and standard deviation (the model still outputs raw units).
     """
 
-    name: str
+    name: Annotated[str, pydantic.AfterValidator(_identifier)]
     type: Literal["category", "multilabel", "numeric"] = "category"
     column: Optional[str] = None
     loss_weight: Annotated[Number, Ge(0)] = 1.0
@@ -245,7 +263,7 @@ class Config:
     data: DataConfig
     inputs: list[one_of(INPUT_TYPES.values())]
     outputs: list[OutputConfig]
-    name: str = "run"
+    name: Annotated[str, pydantic.AfterValidator(_run_name)] = "run"
     fusion: FUSION = dataclasses.field(default_factory=FUSION_PARAMS.get(DEFAULT_FUSION))
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
@@ -276,7 +294,7 @@ def config_from_dict(raw):
 
 def _derived_names(cfg):
     """Names mmkeras makes from the configured ones → what they name (model and export tensors, heads)."""
-    derived = {}
+    derived = dict(INTERNAL_NAMES)
     for i in cfg.inputs:
         derived[f"{i.name}_present"] = f"the presence flag of input '{i.name}'"
         derived[f"{i.name}_features"] = f"the TFLite front-end output of input '{i.name}'"
