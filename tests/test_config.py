@@ -230,3 +230,18 @@ def test_manifest_missing_or_column_absent_fails_before_reading_records(tiny_dat
     raw["data"]["test"] = str(tmp_path / "nope.jsonl")
     with pytest.raises(ConfigError, match=r"data.test: manifest not found: .*nope.jsonl"):
         check_manifests(config_from_dict(raw))
+
+
+def test_yaml_alias_bomb_is_refused_before_it_is_walked(tmp_path):
+    from mmkeras.config import MAX_CONFIG_VALUES
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]  # 9^9 values
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=f"more than {MAX_CONFIG_VALUES} values once its YAML aliases are expanded"):
+        load_config(str(path))
+    # A recursive alias terminates too, and is a plain type error.
+    path.write_text("name: &a [*a]\ndata: {train: x.jsonl}\ninputs: [{name: t, type: text}]\noutputs: [{name: y}]\n")
+    with pytest.raises(ConfigError, match="name: expected a string"):
+        load_config(str(path))

@@ -355,6 +355,23 @@ def resolve_path(path, config_dir):
     return os.path.abspath(os.path.join(config_dir, path))
 
 
+# A config is a few hundred values; YAML aliases can make a small file expand to billions
+# ("billion laughs": nine aliases of nine aliases ...), which validating and saving would walk.
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(value, memo):
+    """How many values `value` holds once its YAML aliases (shared objects) are expanded;
+    each shared object is counted once per reference but walked only once."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) not in memo:
+        memo[id(value)] = 0  # a recursive alias (`&a [*a]`) counts as one value on its way round
+        items = value.values() if isinstance(value, dict) else value
+        memo[id(value)] = 1 + sum(min(_expanded_size(v, memo), MAX_CONFIG_VALUES + 1) for v in items)
+    return memo[id(value)]
+
+
 def load_config(path, overrides=()):
     """Read a YAML config, apply `--set` overrides, validate, and make data paths absolute."""
     if not os.path.exists(path):
@@ -366,6 +383,9 @@ def load_config(path, overrides=()):
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if _expanded_size(raw, {}) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{path}: more than {MAX_CONFIG_VALUES} values once its YAML aliases are expanded; "
+                          "a config needs a few hundred")
     for assignment in overrides:
         apply_override(raw, assignment)
     try:
