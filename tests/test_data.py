@@ -379,3 +379,20 @@ def test_image_decode_resizes_only_when_needed_with_the_same_pixels(tmp_path, he
     resized = tf.image.resize(pixels, (16, 16), method="bilinear", antialias=True)
     assert decoded.shape == (16, 16, 3) and decoded.dtype == tf.float32
     np.testing.assert_array_equal(decoded.numpy(), np.clip(resized.numpy(), 0, 255))
+
+
+def test_decompression_bombs_are_bad_values_named_by_their_size(tmp_path):
+    from PIL import Image
+
+    from mmkeras.data.image import MAX_IMAGE_PIXELS, check_image
+    from mmkeras.data.modality import BadValue
+
+    small_file_big_image = tmp_path / "bomb.png"
+    Image.new("1", (8000, 8000)).save(small_file_big_image)  # 64 MP in a few KB
+    assert small_file_big_image.stat().st_size < 100_000 and 8000 * 8000 > MAX_IMAGE_PIXELS
+    with pytest.raises(BadValue, match=r"image of 8000×8000 pixels is over the 50-megapixel bound"):
+        check_image(str(small_file_big_image))
+    beyond_pil = tmp_path / "pil_bomb.png"
+    Image.new("1", (15000, 12000)).save(beyond_pil)  # over PIL's own 179 MP: it raises in open()
+    with pytest.raises(BadValue, match="image over the pixel bound"):
+        check_image(str(beyond_pil))

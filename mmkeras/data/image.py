@@ -9,13 +9,25 @@ from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
 TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
 
 
+# Bound on decoded size, read from the header before any pixel is decoded: a small file can
+# declare a huge image (a decompression bomb), and validation and tf.data would both decode it
+# in full. Below PIL's own limit (89 MP warns, 179 MP raises), so PIL never gets that far.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def check_image(path):
     """Fully decode an image once so a corrupt or truncated file is caught before training."""
     try:
         with Image.open(path) as image:
             if image.format not in TF_IMAGE_FORMATS:
                 raise BadValue(f"unsupported image format {image.format} (use PNG, JPEG, GIF or BMP): {path}")
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise BadValue(f"image of {width}×{height} pixels is over the {MAX_IMAGE_PIXELS // 10**6}-megapixel "
+                               f"bound: {path}")
             image.load()
+    except Image.DecompressionBombError as e:
+        raise BadValue(f"image over the pixel bound: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BadValue(f"not a readable image: {path} ({str(e).splitlines()[0]})") from None
 
