@@ -1,4 +1,5 @@
 """End to end through the real commands: train.py, then python -m mmkeras.evaluate."""
+import csv
 import json
 import os
 import subprocess
@@ -73,6 +74,11 @@ def test_output_is_one_readable_line_per_epoch_and_no_tensorflow_noise(trained):
     assert all(f"{o} loss" in lines[header] for o in ("label", "tags", "score")), lines[header]
     assert "_from_" not in proc.stdout and "_from_" in open(out / "history.csv").readline()
     assert max(len(line) for line in epochs) < 160 and epochs[0].count(" / ") == 7
+    # "best" marks exactly the epochs whose validation loss improved on every earlier one.
+    with open(out / "history.csv") as f:
+        val_loss = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    improved = [loss < min(val_loss[:i], default=float("inf")) for i, loss in enumerate(val_loss)]
+    assert [line.endswith("best") for line in epochs] == improved
 
 
 def test_a_diverging_run_stops_with_one_line_and_exit_2(tiny_data, tmp_path):

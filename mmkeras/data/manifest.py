@@ -50,30 +50,31 @@ def _depth(line):
 
 def _read_jsonl(f):
     for line_no, raw in enumerate(f, start=1):
+        if len(raw) > MAX_FIELD_BYTES:  # before decoding or scanning it
+            yield line_no, BadRow(f"line longer than {MAX_FIELD_BYTES} bytes", raw[:200].decode("utf-8", "replace"))
+            continue
         try:
             # A UTF-8 byte-order mark (Windows editors write one) is not part of line 1's JSON.
             line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
         except UnicodeDecodeError as e:
             yield line_no, BadRow(f"not UTF-8 text (byte {e.start} of the line)", raw[:200].decode("utf-8", "replace"))
             continue
-        if not line.strip():
-            continue
-        if len(raw) > MAX_FIELD_BYTES:
-            yield line_no, BadRow(f"line longer than {MAX_FIELD_BYTES} bytes", line.strip()[:200])
+        shown = line.strip()[:200]
+        if not shown:
             continue
         if _depth(line) > MAX_JSON_DEPTH:
-            yield line_no, BadRow(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", line.strip()[:200])
+            yield line_no, BadRow(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", shown)
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            yield line_no, BadRow(f"invalid JSON: {e.msg}", line.strip()[:200])
+            yield line_no, BadRow(f"invalid JSON: {e.msg}", shown)
             continue
         except ValueError as e:  # an integer of more than 4300 digits (Python's int limit)
-            yield line_no, BadRow(f"invalid JSON: {e}", line.strip()[:200])
+            yield line_no, BadRow(f"invalid JSON: {e}", shown)
             continue
         if not isinstance(record, dict):
-            yield line_no, BadRow("expected a JSON object", line.strip()[:200])
+            yield line_no, BadRow("expected a JSON object", shown)
             continue
         yield line_no, record
 

@@ -87,14 +87,19 @@ def monitored_metric(cfg):
 
 class EpochLine(keras.callbacks.Callback):
     """One readable line per epoch: the total loss, then each output's loss and metric, as
-    train / validation, the epoch's time, and "best" when the monitored figure improved.
+    train / validation, the epoch's time, and "best" when `best` chose this epoch.
 
     Auxiliary heads (`<output>_from_<input>`) are left out: with four inputs they made a
     900-character line; their numbers stay in history.csv and TensorBoard.
+
+    Args:
+        best: the run's BestEpoch, listed before this callback: "best" is its choice (which
+            continues across a resume), not a second tally of the monitored figure.
     """
 
-    def __init__(self, cfg, stream=None):
+    def __init__(self, cfg, best, stream=None):
         super().__init__()
+        self.best = best
         self.stream = stream or sys.stdout
         self.columns = [("loss", "loss")]
         for out in cfg.outputs:
@@ -102,9 +107,6 @@ class EpochLine(keras.callbacks.Callback):
                 self.columns.append((f"{out.name} loss", history_key(cfg, out.name, "loss")))
             for metric in HEAD_TYPES[out.type].metrics:
                 self.columns.append((f"{out.name} {metric}", history_key(cfg, out.name, metric)))
-        self.monitor, mode = monitored_metric(cfg)
-        self.better = np.greater if mode == "max" else np.less
-        self.best = None
 
     def on_train_begin(self, logs=None):
         self.widths = [max(len(name), len("0.000 / 0.000")) for name, _ in self.columns]
@@ -118,10 +120,7 @@ class EpochLine(keras.callbacks.Callback):
         logs = logs or {}
         cells = [" / ".join(f"{logs[k]:.3f}" if k in logs else "—" for k in (key, "val_" + key)).ljust(w)
                  for (_, key), w in zip(self.columns, self.widths)]
-        value = logs.get(self.monitor)
-        improved = value is not None and (self.best is None or self.better(value, self.best))
-        if improved:
-            self.best = value
+        improved = self.best.best_epoch == epoch
         print(f"{epoch + 1:>3}/{self.params['epochs']:<3} {time.perf_counter() - self.started:6.1f} s  "
               + "  ".join(cells) + ("  best" if improved else ""), file=self.stream, flush=True)
 
@@ -213,11 +212,12 @@ class BestEpoch(keras.callbacks.EarlyStopping):
 
 def standard_callbacks(cfg, run):
     os.makedirs(os.path.dirname(run.checkpoint), exist_ok=True)
+    best = BestEpoch(run, cfg.training.early_stopping_patience, *monitored_metric(cfg))
     return [
         StopOnNonFinite(cfg, run),  # first: a diverged epoch reaches no other callback
-        EpochLine(cfg),
         keras.callbacks.TensorBoard(run.logs),
-        BestEpoch(run, cfg.training.early_stopping_patience, *monitored_metric(cfg)),
+        best,
+        EpochLine(cfg, best),  # after `best`, which decides this epoch's "best"
         EpochHistory(run.history),
         # Last: an epoch counts as finished (not redone after a resume) only once
         # the callbacks above have recorded it.
