@@ -26,6 +26,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda r: r["training"].update(epoch=3), "training.epoch: unknown key (did you mean 'epochs'?)"),
+    (lambda r: r.update(evaluation={"group_by": ["tags", "tags"]}), "evaluation.group_by: names a column twice"),
+    (lambda r: r.update(evaluation={"group_bye": ["tags"]}), "evaluation.group_bye: unknown key (did you mean 'group_by'?)"),
     (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer, got 'ten'"),
     (lambda r: r["inputs"][0].update(sise=[8, 8]), "inputs[0].sise: unknown key (did you mean 'size'?)"),
     (lambda r: r["inputs"][0].update(type="imag"), "inputs[0].type: expected one of image, text, audio, numeric, "
@@ -70,7 +72,7 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["inputs"][3].update(encoder={"type": "hub"}), "inputs[3].encoder.handle: missing required key"),
     # Fusion parameters, per fusion type.
     (lambda r: r["fusion"].update(type="concatt"),
-     "fusion.type: expected one of attention, bilinear, concat, gated, got 'concatt' (did you mean 'concat'?)"),
+     "fusion.type: expected one of attention, bilinear, concat, cross_attention, film, gated, relation, got 'concatt' (did you mean 'concat'?)"),
     (lambda r: r["fusion"].update(dimm=3), "fusion.dimm: unknown key (did you mean 'dim'?)"),
     (lambda r: r["fusion"].update(rank=2), "fusion.rank: unknown key"),  # a bilinear key on concat
     (lambda r: r["fusion"].update(dim=-3), "fusion.dim: expected a value > 0, got -3"),
@@ -245,3 +247,16 @@ def test_yaml_alias_bomb_is_refused_before_it_is_walked(tmp_path):
     path.write_text("name: &a [*a]\ndata: {train: x.jsonl}\ninputs: [{name: t, type: text}]\noutputs: [{name: y}]\n")
     with pytest.raises(ConfigError, match="name: expected a string"):
         load_config(str(path))
+
+
+def test_group_by_column_must_be_in_a_manifest(tiny_data):
+    from mmkeras.data.preprocessing import check_manifests
+
+    raw = tiny_config_dict(tiny_data)
+    raw["evaluation"] = {"group_by": "tags"}  # one column as a plain string
+    check_manifests(config_from_dict(raw))
+    assert config_from_dict(raw).evaluation.group_by == ["tags"]
+    raw["evaluation"] = {"group_by": ["tagz"]}
+    with pytest.raises(ConfigError, match="evaluation.group_by: column 'tagz' is in none of the manifests "
+                                          r"\(did you mean 'tags'\?\)"):
+        check_manifests(config_from_dict(raw))

@@ -43,7 +43,7 @@ def encoder_model(modality, encoder_type, params, name="enc"):
     data = FEATURES[modality]
     inputs = keras.Input(data.shape[1:], dtype=data.dtype, name=modality)
     outputs = build_encoder(inputs, spec_for(modality), name, encoder_params(modality, encoder_type, params, name))
-    return keras.Model(inputs, outputs)
+    return keras.Model(inputs, outputs.embedding)
 
 
 def as_json(config):
@@ -121,7 +121,7 @@ def test_two_encoders_coexist_in_one_model():
     b = build_encoder(image, spec_for("image"), "side", small_cnn)
     c = build_encoder(numbers, spec_for("numeric"), "stats",
                       encoder_params("numeric", "homogeneous", {"dim": 4, "heads": 1, "ff_dim": 8}))
-    assert keras.Model([image, numbers], [a, b, c]).count_params() > 0
+    assert keras.Model([image, numbers], [a.embedding, b.embedding, c.embedding]).count_params() > 0
 
 
 def test_unknown_encoder_param_suggests_the_right_one():
@@ -355,7 +355,7 @@ def test_transformer_converts_to_full_int8_tflite():
 
     inputs = keras.Input((length,), dtype="int32", name="text")
     params = {"dim": 8, "heads": 2, "layers": 1, "ff_dim": 16, "dropout": 0.0}
-    embedding = build_encoder(inputs, spec_for("text"), "enc", encoder_params("text", "transformer", params))
+    embedding = build_encoder(inputs, spec_for("text"), "enc", encoder_params("text", "transformer", params)).embedding
     model = keras.Model(inputs, keras.layers.Dense(4, name="head")(embedding))
 
     representative = token_ids(32)

@@ -17,7 +17,16 @@ FUSION_ARGS = {
     "gated": {"dim": DIM, "dropout": 0.2},
     "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
     "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
+    "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
+    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2},
+    "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
+TOKEN_FUSIONS = sorted(n for n in FUSION_ARGS if getattr(FUSIONS.get(n), "takes_tokens", False))
+# Per modality its tokens (N, width) and feature-map grid: a 4×4 map (pooled to 2×2 by the
+# relation fusion's max_objects), a padded word sequence, and an encoder whose one token
+# is its embedding (as `mmkeras.model.token_view` gives one).
+TOKENS = ((16, 6), (5, 7), (1, DIMS[2]))
+GRIDS = [(4, 4), None, None]
 # Every pattern of 3 modalities, all-absent included.
 PRESENCE = np.array(
     [[1, 1, 1], [1, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1]],
@@ -26,9 +35,30 @@ PRESENCE = np.array(
 
 
 def make_inputs(presence, seed=0, scale=1.0):
+    """Embeddings e{i}, tokens t{i} and token masks m{i} (1..5 real words) for each row of `presence`."""
     rng = np.random.default_rng(seed)
-    data = {f"e{i}": scale * rng.normal(size=(len(presence), d)) for i, d in enumerate(DIMS)}
+    rows = len(presence)
+    data = {f"e{i}": scale * rng.normal(size=(rows, d)) for i, d in enumerate(DIMS)}
+    data.update({f"t{i}": scale * rng.normal(size=(rows, n, w)) for i, (n, w) in enumerate(TOKENS)})
+    data["t2"] = data["e2"][:, None]
+    words = rng.integers(1, TOKENS[1][0] + 1, rows)
+    masks = [np.ones((rows, TOKENS[0][0])), np.arange(TOKENS[1][0]) < words[:, None], np.ones((rows, 1))]
+    data.update({f"m{i}": m for i, m in enumerate(masks)})
     return {**{k: v.astype("float32") for k, v in data.items()}, "presence": presence}
+
+
+def call_fusion(layer, tensors, presence):
+    """Call a fusion the way `mmkeras.model.fuse` does; `tensors` maps e{i}/t{i}/m{i} to tensors."""
+    embeddings = [tensors[f"e{i}"] for i in range(len(DIMS))]
+    if not getattr(layer, "takes_tokens", False):
+        return layer(embeddings, presence)
+    return layer({"embeddings": embeddings, "tokens": [tensors[f"t{i}"] for i in range(len(DIMS))],
+                  "masks": [tensors[f"m{i}"] for i in range(len(DIMS))]}, presence)
+
+
+def make_layer(name, **overrides):
+    grids = {"grids": GRIDS} if name in TOKEN_FUSIONS else {}
+    return FUSIONS.get(name)(**{**FUSION_ARGS[name], **grids, **overrides})
 
 
 @pytest.fixture(scope="module", params=sorted(FUSION_ARGS))
@@ -36,12 +66,20 @@ def fusion(request):
     """(name, layer, functional model, inputs, inference output) for one fusion type."""
     keras.utils.set_random_seed(0)
     name = request.param
-    layer = FUSIONS.get(name)(**FUSION_ARGS[name])
-    embeddings = [keras.Input((d,), name=f"e{i}") for i, d in enumerate(DIMS)]
+    layer = make_layer(name)
+    tensors = {f"e{i}": keras.Input((d,), name=f"e{i}") for i, d in enumerate(DIMS)}
+    if name in TOKEN_FUSIONS:
+        tensors.update({f"t{i}": keras.Input((n, w), name=f"t{i}") for i, (n, w) in enumerate(TOKENS)})
+        tensors.update({f"m{i}": keras.Input((n,), name=f"m{i}") for i, (n, _) in enumerate(TOKENS)})
     presence = keras.Input((len(DIMS),), name="presence")
-    model = keras.Model([*embeddings, presence], layer(embeddings, presence))
-    data = make_inputs(PRESENCE)
+    model = keras.Model({**tensors, "presence": presence}, call_fusion(layer, tensors, presence))
+    data = model_inputs(model, make_inputs(PRESENCE))
     return name, layer, model, data, predict(model, data)
+
+
+def model_inputs(model, data):
+    """The entries of `data` that `model` takes (pooled fusions take no tokens)."""
+    return {k: data[k] for k in model.input_names}
 
 
 def predict(model, data):
@@ -77,7 +115,7 @@ def test_config_parameters_are_the_layer_arguments(name):
     """Every fusion's config section gives exactly its layer's arguments (mmkeras.config.fusion owns the defaults)."""
     params = FUSION_PARAMS.get(name)().params
     assert set(params) == set(FUSION_ARGS[name])
-    layer = FUSIONS.get(name)(**params)
+    layer = make_layer(name, **params)
     assert {k: v for k, v in layer.get_config().items() if k in params} == params
 
 
@@ -89,7 +127,7 @@ def test_output_shape(fusion):
 def test_absent_modality_has_no_influence(fusion):
     _, _, model, data, output = fusion
     for i in range(len(DIMS)):
-        changed = dict(data, **{f"e{i}": data[f"e{i}"] + 100.0})
+        changed = {k: v + 100.0 if k in (f"e{i}", f"t{i}") else v for k, v in data.items()}
         new = predict(model, changed)
         absent = PRESENCE[:, i] == 0
         np.testing.assert_allclose(new[absent], output[absent], atol=1e-5)
@@ -99,16 +137,26 @@ def test_absent_modality_has_no_influence(fusion):
 
 def test_all_absent_rows_are_finite(fusion):
     _, _, model, _, _ = fusion
-    output = predict(model, make_inputs(np.zeros_like(PRESENCE), scale=1e4))
+    output = predict(model, model_inputs(model, make_inputs(np.zeros_like(PRESENCE), scale=1e4)))
     assert np.isfinite(output).all()
     # With nothing present the output cannot depend on the embeddings: every row is the same.
     np.testing.assert_allclose(output, np.broadcast_to(output[:1], output.shape), atol=1e-5)
 
 
+def test_padding_tokens_have_no_influence(fusion):
+    name, _, model, data, output = fusion
+    if name not in TOKEN_FUSIONS:
+        pytest.skip("takes pooled embeddings only")
+    padded = data["t1"] + 100.0 * (1.0 - data["m1"])[:, :, None]
+    np.testing.assert_allclose(predict(model, dict(data, t1=padded)), output, atol=1e-5)
+
+
 def test_dropout_only_in_training(fusion):
     _, _, model, data, output = fusion
     np.testing.assert_array_equal(predict(model, data), output)
+    weights = model.get_weights()
     assert not np.allclose(model(data, training=True).numpy(), output)
+    model.set_weights(weights)  # a training call moves BatchNorm statistics (film); the fixture is shared
 
 
 def test_config_json_round_trip(fusion):
@@ -135,8 +183,8 @@ def test_tflite_float_builtins_only(fusion):
 def test_tflite_int8(fusion):
     name, _, model, _, _ = fusion
     presence = (np.random.default_rng(1).random((64, len(DIMS))) < 0.7).astype("float32")
-    content = convert(model, representative=make_inputs(presence, seed=1))
-    data = make_inputs(np.tile(PRESENCE, (4, 1)), seed=2)
+    content = convert(model, representative=model_inputs(model, make_inputs(presence, seed=1)))
+    data = model_inputs(model, make_inputs(np.tile(PRESENCE, (4, 1)), seed=2))
     expected, quantised = predict(model, data), run_tflite(content, data)
     # Loose bound for these 8-wide layers (0.03-0.23 measured); a fixed -1e4 gate mask that
     # wipes out the int8 precision of the gate logits gives 0.65. Attention: 0.05 (0.05-0.10
@@ -149,9 +197,9 @@ def test_tflite_int8(fusion):
 def test_mixed_precision(name):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        layer = FUSIONS.get(name)(**FUSION_ARGS[name])
+        layer = make_layer(name)
         data = make_inputs(PRESENCE)
-        output = layer([data[f"e{i}"] for i in range(len(DIMS))], data["presence"])
+        output = call_fusion(layer, data, data["presence"])
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert output.dtype == tf.float16

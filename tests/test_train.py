@@ -26,6 +26,7 @@ def trained(tiny_data, tmp_path_factory):
     raw["outputs"].append({"name": "tags", "type": "multilabel", "loss_weight": 1.0, "aux_weight": 0.2})
     raw["outputs"].append({"name": "score", "type": "numeric", "loss_weight": 0.1})
     raw["data"]["cache"] = "disk"  # the export tests' run covers the default (in memory)
+    raw["evaluation"] = {"group_by": ["tags"]}
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     out = tmp / "run"
@@ -157,6 +158,22 @@ def test_ablation_covers_every_modality(trained):
     for group in ("without", "only"):
         assert set(ablation[group]) == {"image", "text", "speech", "stats"}
     assert ablation["full"]["label"] == json.load(open(out / "metrics.json"))["test"]["label"]["accuracy"]
+
+
+def test_metrics_per_group_of_a_manifest_column(trained):
+    _, out, proc = trained
+    metrics = json.load(open(out / "metrics.json"))
+    groups = metrics["groups"]
+    assert groups["split"] == "test" and set(groups["by"]) == {"tags"}
+    by_tag = groups["by"]["tags"]
+    assert set(by_tag) == {"red;warm", "cool;green", "blue;cool"}
+    # The groups partition the split: their counts add up and their accuracies average to the whole.
+    counts = {tag: m["label"]["n"] for tag, m in by_tag.items()}
+    assert sum(counts.values()) == metrics["test"]["label"]["n"]
+    weighted = sum(m["label"]["accuracy"] * counts[tag] for tag, m in by_tag.items()) / sum(counts.values())
+    assert weighted == pytest.approx(metrics["test"]["label"]["accuracy"])
+    assert "mae" in by_tag["red;warm"]["score"] and "per_class" not in by_tag["red;warm"]["label"]
+    assert f"tags=red;warm (n={counts['red;warm']}): label accuracy" in proc.stdout
 
 
 def test_evaluate_cli_reloads_the_saved_model(trained):

@@ -133,8 +133,11 @@ def run_mmkeras(config: Path, epochs: int, out_dir: Path, overrides: list[str], 
     result = run_measured(command, out_dir / "train.log", env=env, cwd=str(ROOT), timeout_s=timeout_s)
     metrics_path = out_dir / "run" / "metrics.json"
     if result["returncode"] == 0 and metrics_path.exists():
-        test = json.loads(metrics_path.read_text(encoding="utf-8"))["test"]
-        result["metrics"] = {out: {k: v for k, v in m.items() if isinstance(v, float)} for out, m in test.items()}
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        result["metrics"] = {out: {k: v for k, v in m.items() if isinstance(v, float)}
+                             for out, m in metrics["test"].items()}
+        if "groups" in metrics:  # evaluation.group_by: per question type, say
+            result["groups"] = metrics["groups"]["by"]
     return result
 
 

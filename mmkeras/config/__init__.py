@@ -259,6 +259,32 @@ class ExportConfig:
 
 
 @section
+class EvaluationConfig:
+    """How evaluation reports a split.
+
+    Args:
+        group_by: manifest columns (not model inputs) whose values split the metrics: every
+            output's metrics are also reported per value of each column, in metrics.json
+            ("groups") and the summary, e.g. per question type or per recording device.
+            One column may be given as a plain string.
+    """
+
+    group_by: list[str] = dataclasses.field(default_factory=list)
+
+    @pydantic.field_validator("group_by", mode="before")
+    @classmethod
+    def _one_column(cls, columns):
+        return [columns] if isinstance(columns, str) else columns
+
+    @pydantic.field_validator("group_by")
+    @classmethod
+    def _distinct(cls, columns):
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"names a column twice: {columns}")
+        return columns
+
+
+@section
 class Config:
     data: DataConfig
     inputs: list[one_of(INPUT_TYPES.values())]
@@ -267,6 +293,7 @@ class Config:
     fusion: FUSION = dataclasses.field(default_factory=FUSION_PARAMS.get(DEFAULT_FUSION))
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
 
     def input(self, name):
         return next(i for i in self.inputs if i.name == name)

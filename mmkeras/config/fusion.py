@@ -25,7 +25,8 @@ class FusionParams:
     """What every fusion type has.
 
     Args:
-        type: the fusion layer (concat | attention | gated | bilinear).
+        type: the fusion layer: concat | attention | gated | bilinear over the pooled
+            embeddings; cross_attention | film | relation over the encoders' tokens.
         modality_dropout: in training, each present modality is dropped from a sample with
             this probability (never all of a sample's modalities), so the model learns to
             predict from any subset.
@@ -99,6 +100,65 @@ class AttentionParams(FusionParams):
     layers: PositiveInt = 1
 
     _heads_divide_dim = pydantic.model_validator(mode="after")(heads_divide_dim)
+
+
+@registered(FUSION_PARAMS)
+class CrossAttentionParams(FusionParams):
+    """`cross_attention`: Transformer blocks over the tokens of every modality (image cells,
+    words, frames, columns) plus a fusion token, so words attend to image regions and back.
+
+    Args:
+        heads: attention heads per block; divides `dim`.
+        layers: number of Transformer blocks.
+
+    Example:
+        fusion: {type: cross_attention, dim: 64, heads: 4, layers: 2}
+    """
+
+    type: Literal["cross_attention"] = "cross_attention"
+    dim: PositiveInt = 64
+    heads: PositiveInt = 4
+    layers: PositiveInt = 2
+
+    _heads_divide_dim = pydantic.model_validator(mode="after")(heads_divide_dim)
+
+
+@registered(FUSION_PARAMS)
+class FilmParams(FusionParams):
+    """`film`: the other modalities' embeddings scale and shift, channel by channel, the
+    feature map of the modality with the most tokens (FiLM, Perez et al. 2018).
+
+    Args:
+        blocks: FiLM residual blocks.
+
+    Example:
+        fusion: {type: film, dim: 64, blocks: 2}
+    """
+
+    type: Literal["film"] = "film"
+    dim: PositiveInt = 64
+    blocks: PositiveInt = 2
+
+
+@registered(FUSION_PARAMS)
+class RelationParams(FusionParams):
+    """`relation`: a relation network over every pair of the tokens of the modality with the
+    most tokens, conditioned on the other modalities (Santoro et al. 2017).
+
+    Args:
+        units: width of the pair function g's layers.
+        layers: depth of g.
+        max_objects: the most tokens paired; a larger feature map is average-pooled down
+            to it (the pairs grow as its square).
+
+    Example:
+        fusion: {type: relation, units: 128, layers: 3, max_objects: 25}
+    """
+
+    type: Literal["relation"] = "relation"
+    units: PositiveInt = 128
+    layers: PositiveInt = 3
+    max_objects: PositiveInt = 25
 
 
 # The type of the config's `fusion` field: any registered fusion, chosen by `type`.

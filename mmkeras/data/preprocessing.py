@@ -68,6 +68,7 @@ def check_manifests(cfg):
     config names (optional inputs excepted), so a typo fails once, not on every row."""
     required = [(f"outputs.{o.name}.column", o.source) for o in cfg.outputs]
     required += [(f"inputs.{i.name}", c) for i in cfg.inputs if not i.optional for c in i.columns_used()]
+    seen = []
     for split in ("train", "validation", "test"):
         path = getattr(cfg.data, split)
         if not path:
@@ -75,10 +76,16 @@ def check_manifests(cfg):
         if not os.path.isfile(path):
             raise ConfigError(f"data.{split}: manifest not found: {path}")
         columns = manifest_columns(path)
+        seen += [c for c in columns if c not in seen]
         for key, column in required:
             if column not in columns:
                 raise ConfigError(f"{key}: column '{column}' is not in {path}{did_you_mean(column, columns)}; "
                                   f"columns: {', '.join(columns)}")
+    # A group_by column may be in the evaluated split only; records without it form their own group.
+    for column in cfg.evaluation.group_by:
+        if column not in seen:
+            raise ConfigError(f"evaluation.group_by: column '{column}' is in none of the manifests"
+                              f"{did_you_mean(column, seen)}; columns: {', '.join(seen)}")
 
 
 def load_splits(cfg, log, known_labels=None):
@@ -88,13 +95,14 @@ def load_splits(cfg, log, known_labels=None):
     """
     check_manifests(cfg)
     handlers = [handler(i) for i in cfg.inputs]
-    train = load_split(cfg.data.train, handlers, cfg.outputs, log, known_labels)
+    groups = cfg.evaluation.group_by
+    train = load_split(cfg.data.train, handlers, cfg.outputs, log, known_labels, groups)
     train_labels = known_labels or {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}
     splits = {"train": train}
     if cfg.data.validation:
-        splits["validation"] = load_split(cfg.data.validation, handlers, cfg.outputs, log, train_labels)
+        splits["validation"] = load_split(cfg.data.validation, handlers, cfg.outputs, log, train_labels, groups)
     else:
         splits["train"], splits["validation"] = holdout(train, cfg.data.validation_split, cfg.training.seed)
     if cfg.data.test:
-        splits["test"] = load_split(cfg.data.test, handlers, cfg.outputs, log, train_labels)
+        splits["test"] = load_split(cfg.data.test, handlers, cfg.outputs, log, train_labels, groups)
     return splits

@@ -57,6 +57,8 @@ class Split:
         presence: input name → float32 [N] (1 present, 0 absent).
         labels: output name → list of parsed labels.
         lines: manifest line of each record.
+        groups: manifest column → each record's value as a string, for the columns
+            `evaluation.group_by` names (`MISSING_GROUP` where a record has none).
     """
 
     manifest: str
@@ -64,6 +66,7 @@ class Split:
     presence: dict
     labels: dict
     lines: list
+    groups: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self):
         return len(self.lines)
@@ -72,7 +75,8 @@ class Split:
         pick = lambda seq: [seq[i] for i in index]  # noqa: E731
         return Split(self.manifest, {k: pick(v) for k, v in self.values.items()},
                      {k: v[index] for k, v in self.presence.items()},
-                     {k: pick(v) for k, v in self.labels.items()}, pick(self.lines))
+                     {k: pick(v) for k, v in self.labels.items()}, pick(self.lines),
+                     {k: pick(v) for k, v in self.groups.items()})
 
 
 def _bad_column(exc, handler_or_output):
@@ -108,31 +112,43 @@ def _parse_record(record, folder, handlers, outputs, known_labels):
 VALIDATION_THREADS = 8
 
 
-def load_split(manifest, handlers, outputs, log, known_labels=None):
-    """Read and validate one manifest; bad records go to `log`."""
+# The group of a record whose group_by column is missing, null or empty.
+MISSING_GROUP = "(none)"
+
+
+def _group_value(record, column):
+    value = record.get(column) if isinstance(record, dict) else None
+    return MISSING_GROUP if value is None or value == "" else str(value)
+
+
+def load_split(manifest, handlers, outputs, log, known_labels=None, group_columns=()):
+    """Read and validate one manifest; bad records go to `log`; `group_columns` are kept as strings."""
     manifest = os.path.abspath(manifest)
     folder = os.path.dirname(manifest)
     values = {h.name: [] for h in handlers}
     presence = {h.name: [] for h in handlers}
     labels = {o.name: [] for o in outputs}
-    lines = []
+    lines, groups = [], {c: [] for c in group_columns}
     pool = ThreadPoolExecutor(VALIDATION_THREADS)
     try:
         # map() yields in manifest order, so `error` mode names the first bad line.
-        parsed = pool.map(lambda item: (item[0], *_parse_record(item[1], folder, handlers, outputs, known_labels)),
+        parsed = pool.map(lambda item: (item[0], item[1], *_parse_record(item[1], folder, handlers, outputs,
+                                                                          known_labels)),
                           read_manifest(manifest))
-        for line, row, problem in progress(parsed, f"validating {os.path.basename(manifest)}"):
+        for line, record, row, problem in progress(parsed, f"validating {os.path.basename(manifest)}"):
             if problem:
                 log.add(manifest, line, *problem)
                 continue
             _append(row, handlers, outputs, values, presence, labels)
             lines.append(line)
+            for column, kept in groups.items():
+                kept.append(_group_value(record, column))
     finally:
         pool.shutdown(cancel_futures=True)  # after an `error`, don't validate the rest
     if not lines:
         raise DataError(f"{manifest}: no valid records ({log.count(manifest)} bad; see bad_records.jsonl)")
     presence = {k: np.asarray(v, np.float32) for k, v in presence.items()}
-    return Split(manifest, values, presence, labels, lines)
+    return Split(manifest, values, presence, labels, lines, groups)
 
 
 def _append(row, handlers, outputs, values, presence, labels):

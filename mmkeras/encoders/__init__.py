@@ -1,7 +1,7 @@
 """Encoders: one file each, registered by name, chosen by an input's `encoder.type`.
 
-An encoder is a function `fn(features, spec, name, params) -> [batch, dim]` that adds
-its layers to the functional graph; `params` is its parameters section, registered under
+An encoder is a function `fn(features, spec, name, params) -> Encoded` (or a bare
+[batch, dim] tensor, its pooled embedding) that adds its layers to the functional graph; `params` is its parameters section, registered under
 the same name in `mmkeras.config.encoders` (keys, defaults, ranges, the modalities it
 takes) and validated when the config loads. `features` are what the in-model
 preprocessing produces for the modality:
@@ -10,6 +10,12 @@ preprocessing produces for the modality:
     text     int32   [B, T] WordPiece ids, 0 = padding
     audio    float32 [B, frames, n_mels] log-mel
     numeric  float32 [B, n_columns] standardised
+
+Besides the pooled embedding an encoder may expose its tokens (image and audio CNN
+cells with their 2-D positions, text tokens, transformer tokens, numeric columns) for
+the fusions that reason across modalities (`cross_attention`, `film`, `relation`). A
+layer that only feeds the tokens is not part of a model whose fusion takes the pooled
+vectors: a functional model holds only what reaches its outputs.
 """
 import dataclasses
 
@@ -34,9 +40,27 @@ class FeatureSpec:
     quantiles: tuple = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """What an encoder adds to the graph.
+
+    Args:
+        embedding: the pooled embedding [B, d].
+        tokens: [B, N, d_t], or None when the encoder has no finer view than `embedding`.
+        mask: [B, N] (bool or 0/1) real tokens, or None when every token is real.
+        grid: (H, W) when the tokens are the cells of an H×W feature map, row-major.
+    """
+
+    embedding: object
+    tokens: object = None
+    mask: object = None
+    grid: tuple = None
+
+
 def build_encoder(features, spec, name, params):
-    """Add the encoder `params.type` (validated parameters, e.g. an input's `encoder`) to the graph."""
-    return ENCODERS.get(params.type)(features, spec, name, params)
+    """Add the encoder `params.type` (validated parameters, e.g. an input's `encoder`) → `Encoded`."""
+    out = ENCODERS.get(params.type)(features, spec, name, params)
+    return out if isinstance(out, Encoded) else Encoded(out)
 
 
 # Importing the modules fills the registry.

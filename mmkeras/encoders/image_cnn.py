@@ -1,8 +1,9 @@
 """`cnn`: a small VGG-style image encoder; its conv stack is shared with `audio_cnn`."""
 import tf_keras as keras
 
-from mmkeras.encoders import ENCODERS
+from mmkeras.encoders import ENCODERS, Encoded
 from mmkeras.layers.augment import RandomShift
+from mmkeras.layers.tokens import GridTokens
 
 # Keras' default 0.99 needs hundreds of steps before the moving statistics used at
 # inference match the batch statistics; small data sets give a few dozen steps per
@@ -11,7 +12,9 @@ BN_MOMENTUM = 0.9
 
 
 def conv_stack(x, name, params):
-    """Conv stages → pooling → dropout → Dense(dim); the body of every CNN encoder.
+    """Conv stages → pooling → dropout → Dense(dim) → `Encoded`; the body of every CNN encoder.
+
+    Its tokens are the cells of the last feature map with their positions (`GridTokens`).
 
     `params` (`ConvStackParams`): filters, convs_per_stage, dim, dropout, pooling. "flatten"
     pooling lets where a feature sits reach the embedding: strokes of a digit, parts of a
@@ -29,17 +32,20 @@ def conv_stack(x, name, params):
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
         # "same" pooling rounds up, so inputs smaller than 2**stages never shrink to zero.
         x = keras.layers.MaxPool2D(padding="same", name=f"{name}_stage{stage}_pool")(x)
+    feature_map = x
     if params.pooling == "flatten":
         x = keras.layers.Flatten(name=f"{name}_pool")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout")(x)
-    return keras.layers.Dense(params.dim, name=f"{name}_projection")(x)
+    embedding = keras.layers.Dense(params.dim, name=f"{name}_projection")(x)
+    tokens = GridTokens(name=f"{name}_cells")(feature_map)
+    return Encoded(embedding, tokens, grid=tuple(feature_map.shape[1:3]))
 
 
 @ENCODERS.register("cnn")
 def cnn(features, spec, name, params):
-    """Image [B, H, W, C] in [0, 1] → [B, dim] with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
+    """Image [B, H, W, C] in [0, 1] → [B, dim] (tokens: the last map's cells) with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
 
     Args:
         params: `mmkeras.config.encoders.CnnParams`.

@@ -3,7 +3,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from mmkeras.encoders import ENCODERS
+from mmkeras.encoders import ENCODERS, Encoded
+from mmkeras.layers.tokens import ColumnTokens
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -58,6 +59,8 @@ class PiecewiseLinear(keras.layers.Layer):
 def mlp(features, spec, name, params):
     """Numeric [B, n_columns] → [B, units[-1]] through Dense + ReLU + Dropout layers.
 
+    Its tokens are the columns, one `units[-1]`-wide vector each (`ColumnTokens` with offsets).
+
     Args:
         params: `mmkeras.config.encoders.MlpParams`.
     """
@@ -67,4 +70,4 @@ def mlp(features, spec, name, params):
     for i, width in enumerate(params.units, start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"{name}_dense{i}")(x)
         x = keras.layers.Dropout(params.dropout, name=f"{name}_dropout{i}")(x)
-    return x
+    return Encoded(x, ColumnTokens(params.units[-1], offsets=True, name=f"{name}_column_tokens")(features))

@@ -1,7 +1,7 @@
 """`transformer` and `bow` text encoders, plus the token-sequence helpers `homogeneous` reuses."""
 import tf_keras as keras
 
-from mmkeras.encoders import ENCODERS
+from mmkeras.encoders import ENCODERS, Encoded
 from mmkeras.layers.transformer import MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
 
 
@@ -12,7 +12,8 @@ def embed_tokens(token_ids, spec, name, dim):
 
 
 def encode_tokens(tokens, mask, name, params, *, blocks, share_weights=False):
-    """Tokens [B, N, dim] → positions → `blocks` TransformerBlocks → masked mean → [B, dim].
+    """Tokens [B, N, dim] → positions → `blocks` TransformerBlocks → masked mean → `Encoded`
+    (the mean [B, dim]; the normalised tokens [B, N, dim] and `mask`).
 
     Args:
         mask: [B, N] bool padding mask, or None when every token is real.
@@ -32,7 +33,7 @@ def encode_tokens(tokens, mask, name, params, *, blocks, share_weights=False):
         x = block(x, padding_mask=mask)
     # Pre-LN blocks leave the residual stream un-normalised: normalise once before pooling.
     x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_final_norm")(x)
-    return MaskedMeanPooling(name=f"{name}_pool")(x, padding_mask=mask)
+    return Encoded(MaskedMeanPooling(name=f"{name}_pool")(x, padding_mask=mask), x, mask)
 
 
 @ENCODERS.register("transformer")
@@ -54,4 +55,4 @@ def bow(features, spec, name, params):
         params: `mmkeras.config.encoders.BowParams`.
     """
     tokens, mask = embed_tokens(features, spec, name, params.dim)
-    return MaskedMeanPooling(name=f"{name}_pool")(tokens, padding_mask=mask)
+    return Encoded(MaskedMeanPooling(name=f"{name}_pool")(tokens, padding_mask=mask), tokens, mask)

@@ -1,6 +1,7 @@
 """Evaluate a model on a split: metrics per output and a per-modality ablation.
 
-The ablation removes modalities through the presence mask (the model sees them
+`groups` (`evaluation.group_by`) adds every output's headline metrics per value of a
+manifest column. The ablation removes modalities through the presence mask (the model sees them
 as absent, as at inference with a missing modality): "without" each modality,
 and "only" each modality. All variants run on each batch as it is decoded, so
 the split is read once.
@@ -43,15 +44,36 @@ def predict_variants(model, dataset, modalities, output_names):
     return join(targets), [join(p) for p in preds], variants
 
 
-def evaluate(model, dataset, cfg, labels):
-    """→ {"metrics": {output: {...}}, "ablation": {...}} for the configured outputs."""
+def headline(metrics):
+    """The single-number metrics of one output (no per-class tables or confusion matrix)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def group_metrics(score, preds, groups, output_names):
+    """→ {column: {value: {output: headline metrics}}}, values sorted; `groups` aligned with `preds`."""
+    result = {}
+    for column, values in groups.items():
+        values = np.asarray(values)
+        result[column] = {}
+        for value in sorted(set(values.tolist())):
+            rows = values == value
+            result[column][value] = {n: headline(score(n, preds[n][rows], rows)) for n in output_names}
+    return result
+
+
+def evaluate(model, dataset, cfg, labels, groups=None):
+    """→ {"metrics": {output: {...}}, "ablation": {...}[, "groups": {...}]} for the configured outputs.
+
+    Args:
+        groups: manifest column → each record's value, in dataset order (`Split.groups`).
+    """
     modalities = [i.name for i in cfg.inputs]
     output_names = [o.name for o in cfg.outputs]
     targets, preds, variants = predict_variants(model, dataset, modalities, output_names)
     outputs = {o.name: o for o in cfg.outputs}
 
-    def score(name, y_pred):
-        return METRICS[outputs[name].type](targets[name], y_pred, labels.get(name))
+    def score(name, y_pred, rows=slice(None)):
+        return METRICS[outputs[name].type](targets[name][rows], y_pred, labels.get(name))
 
     metrics = {name: score(name, preds[0][name]) for name in output_names}
     ablation = {"metric": {n: PRIMARY_METRIC[outputs[n].type] for n in output_names}}
@@ -61,4 +83,11 @@ def evaluate(model, dataset, cfg, labels):
             ablation[group] = values
         else:
             ablation.setdefault(group, {})[modality] = values
-    return {"metrics": metrics, "ablation": ablation}
+    result = {"metrics": metrics, "ablation": ablation}
+    if groups:
+        n = len(preds[0][output_names[0]])
+        if any(len(v) != n for v in groups.values()):
+            raise ValueError(f"groups must give one value per record: {n} records, "
+                             f"{ {c: len(v) for c, v in groups.items()} } group values")
+        result["groups"] = group_metrics(score, preds[0], groups, output_names)
+    return result

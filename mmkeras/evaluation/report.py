@@ -13,10 +13,12 @@ def evaluate_run(run, cfg, prep, model, split, split_name="test"):
     all_targets = head_targets(split, cfg, prep.labels)
     targets = {o.name: all_targets[o.name] for o in cfg.outputs}  # auxiliary heads are not scored
     dataset = make_dataset(split, prep.handlers, cfg.data, cfg.training.batch_size, training=False, targets=targets)
-    result = evaluate(model, dataset, cfg, prep.labels)
+    result = evaluate(model, dataset, cfg, prep.labels, groups=split.groups)
     metrics = read_json(run.metrics) if os.path.exists(run.metrics) else {}
     metrics[split_name] = result["metrics"]
     metrics["ablation"] = {"split": split_name, **result["ablation"]}
+    if "groups" in result:
+        metrics["groups"] = {"split": split_name, "by": result["groups"]}
     atomic_write_json(run.metrics, metrics)
 
     for out in cfg.outputs:
@@ -34,12 +36,17 @@ def evaluate_run(run, cfg, prep, model, split, split_name="test"):
 
 
 def summary_lines(result):
-    """Human-readable lines: each output's headline metrics and the ablation."""
+    """Human-readable lines: each output's headline metrics, the ablation and the groups' primary metric."""
     lines = []
     for name, m in result["metrics"].items():
         shown = {k: v for k, v in m.items() if isinstance(v, float)}
         lines.append(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     ablation = result["ablation"]
+    for column, values in result.get("groups", {}).items():
+        for value, outputs in values.items():
+            count = next(iter(outputs.values()))["n"]
+            lines.append(f"  {column}={value} (n={count}): " + ", ".join(
+                f"{n} {ablation['metric'][n]} {m[ablation['metric'][n]]:.4f}" for n, m in outputs.items()))
     for group in ("without", "only"):
         for modality, values in ablation.get(group, {}).items():
             lines.append(f"  {group} {modality}: " + ", ".join(

@@ -7,10 +7,15 @@ Every fusion layer is a serialisable tf_keras Layer called as
 output. It returns [B, dim]. Its constructor arguments are the `params` of the section
 registered under the same name in `mmkeras.config.fusion` (keys, defaults, ranges), which
 the config validates when it loads.
+
+A fusion whose class sets `takes_tokens` (`TokenFusionLayer`) is called instead as
+`layer({"embeddings": [...], "tokens": [...], "masks": [...]}, presence)`: each modality's
+pooled embedding, its encoder's tokens [B, N_i, t_i] and their mask [B, N_i]
+(`mmkeras.model.fuse` assembles them; an encoder without tokens gives its embedding as one).
 """
 from mmkeras.registry import Registry
 
 FUSIONS = Registry("fusion")
 
-from mmkeras.fusion import attention, bilinear, concat, gated  # noqa: E402,F401
+from mmkeras.fusion import attention, bilinear, concat, cross_attention, film, gated, relation  # noqa: E402,F401
 from mmkeras.fusion.modality_dropout import ModalityDropout  # noqa: E402,F401

@@ -72,3 +72,84 @@ class FusionLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "dropout": self.dropout}
+
+
+def token_shapes(input_shape):
+    """(N_i, d_i) of each modality's tokens; `input_shape` is a token fusion's input shapes."""
+    return [tuple(int(s) for s in tf.TensorShape(shape)[1:]) for shape in input_shape["tokens"]]
+
+
+def object_modality(input_shape):
+    """Index of the modality with the most tokens (the first on a tie): the objects or feature map."""
+    counts = [n for n, _ in token_shapes(input_shape)]
+    return counts.index(max(counts))
+
+
+class TokenFusionLayer(FusionLayer):
+    """Base of the fusions that see every modality's tokens, not only its pooled embedding.
+
+    Called as `layer({"embeddings": [...], "tokens": [...], "masks": [...]}, presence)`:
+    per modality its embedding [B, d_i], its tokens [B, N_i, t_i] and their mask [B, N_i]
+    (1 = real token). Each mask is multiplied by the modality's presence and masked tokens
+    are zeroed, so subclasses implement
+    `fuse_tokens(embeddings, presence, tokens, masks, training) -> [B, dim]` with absent
+    modalities and padding already out of every value; `masks` are float [B, N_i].
+
+    Every token fusion's output layer also sees `pooled(...)`, every modality's pooled
+    embedding and the presence flags (what `concat` fuses): the token-level reasoning adds
+    to what the pooled vectors already give, and every encoder's projection gets a gradient.
+
+    Args:
+        dim, dropout: as `FusionLayer`.
+        grids: per modality, (H, W) when its tokens are the cells of an H×W feature map
+            (row-major), else None; set by the model from its encoders.
+    """
+
+    takes_tokens = True
+
+    def __init__(self, dim, dropout, grids=None, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.grids = [tuple(g) if g else None for g in grids] if grids is not None else None
+
+    def grid(self, i):
+        return self.grids[i] if self.grids else None
+
+    @staticmethod
+    def pooled_width(input_shape):
+        """Width of `pooled`: every embedding's plus one presence flag per modality."""
+        dims = embedding_dims(input_shape["embeddings"])
+        return sum(dims) + len(dims)
+
+    @staticmethod
+    def pooled(embeddings, presence):
+        """[B, Σd_i + M]: every (presence-masked) embedding and the presence flags."""
+        return tf.concat([*embeddings, presence], axis=-1)
+
+    @staticmethod
+    def condition_width(input_shape, target):
+        """Width of `condition`: the embeddings of every modality but `target`, plus the presence flags."""
+        dims = embedding_dims(input_shape["embeddings"])
+        return sum(d for i, d in enumerate(dims) if i != target) + len(dims)
+
+    @staticmethod
+    def condition(embeddings, presence, target):
+        """[B, ·]: what conditions modality `target`'s tokens: the other embeddings and the presence flags."""
+        return tf.concat([e for i, e in enumerate(embeddings) if i != target] + [presence], axis=-1)
+
+    def call(self, inputs, presence, training=None):
+        embeddings, tokens, masks = list(inputs["embeddings"]), list(inputs["tokens"]), list(inputs["masks"])
+        if not len(embeddings) == len(tokens) == len(masks):
+            raise ValueError(f"Expected one embedding, token tensor and mask per modality. Received: "
+                             f"{len(embeddings)} embeddings, {len(tokens)} token tensors, {len(masks)} masks")
+        presence = tf.cast(presence, self.compute_dtype)
+        embeddings = [x * presence[:, i : i + 1] for i, x in enumerate(embeddings)]
+        masks = [tf.cast(m, self.compute_dtype) * presence[:, i : i + 1] for i, m in enumerate(masks)]
+        tokens = [t * m[:, :, None] for t, m in zip(tokens, masks)]
+        fused = self.fuse_tokens(embeddings, presence, tokens, masks, training)
+        return self.output_dropout(fused, training=training)
+
+    def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {**super().get_config(), "grids": self.grids}

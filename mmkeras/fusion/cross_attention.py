@@ -1,0 +1,77 @@
+"""`cross_attention` fusion: Transformer blocks over the tokens of every modality, so text tokens
+attend to image cells and back; a learned fusion token is the output."""
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.fusion import FUSIONS
+from mmkeras.fusion.base import TokenFusionLayer, check_positive_int, token_shapes
+from mmkeras.layers.transformer import TransformerBlock
+
+
+@FUSIONS.register("cross_attention")
+@keras.saving.register_keras_serializable(package="mmkeras")
+class CrossAttentionFusion(TokenFusionLayer):
+    """Joint self-attention over all modalities' tokens plus a fusion token (a single-stream
+    multimodal transformer, as VisualBERT or ViLT).
+
+    Each modality's tokens are projected to `dim` and get a learned modality-type vector
+    (positions come with the tokens: a CNN's cells carry their coordinates, text tokens
+    their n-gram context). Padding and absent modalities are masked out of the keys with
+    the bounded masks of `masked_softmax`; the fusion token is always a valid key. The
+    fusion token's output and every pooled embedding go through Dense(dim) + ReLU.
+
+    Args:
+        dim: token width and width of the fused vector; divisible by `heads`.
+        heads: attention heads per block.
+        layers: number of Transformer blocks.
+        dropout: dropout rate inside the blocks and on the fused vector.
+
+    Example:
+        fused = CrossAttentionFusion(dim=64, heads=4, layers=2, dropout=0.1)(
+            {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
+    """
+
+    def __init__(self, dim, heads, layers, dropout, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        check_positive_int("heads", heads)
+        check_positive_int("layers", layers)
+        if dim % heads:
+            raise ValueError(f"`dim` must be divisible by `heads`. Received: dim={dim}, heads={heads}")
+        self.heads = heads
+        self.layers = layers
+        # === Layers ===
+        self.blocks = [TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}",
+                                        dtype=self.dtype_policy) for i in range(layers)]
+        self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm", dtype=self.dtype_policy)
+        self.head = keras.layers.Dense(dim, activation="relu", name="head", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shapes = token_shapes(input_shape)
+        self.projections = []
+        for i, (_, width) in enumerate(shapes):
+            projection = keras.layers.Dense(self.dim, name=f"projection_{i}", dtype=self.dtype_policy)
+            projection.build((None, None, width))
+            self.projections.append(projection)
+        self.modality_embeddings = self.add_weight(name="modality_embeddings", shape=(len(shapes), self.dim),
+                                                   initializer=keras.initializers.RandomNormal(stddev=0.02))
+        # Unit scale, like the projected tokens, for the shared int8 scale (see AttentionFusion).
+        self.fusion_token = self.add_weight(name="fusion_token", shape=(1, 1, self.dim),
+                                            initializer=keras.initializers.RandomNormal(stddev=1.0))
+        total = sum(n for n, _ in shapes) + 1
+        for block in self.blocks:
+            block.build((None, total, self.dim))
+        self.output_norm.build((None, self.dim))
+        self.head.build((None, self.dim + self.pooled_width(input_shape)))
+        super().build(input_shape)
+
+    def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        projected = [p(t) + self.modality_embeddings[i] for i, (p, t) in enumerate(zip(self.projections, tokens))]
+        fusion_token = self.fusion_token + tf.zeros_like(projected[0][:, :1])
+        x = tf.concat([fusion_token, *projected], axis=1)
+        key_mask = tf.concat([tf.ones_like(presence[:, :1]), *masks], axis=1)
+        for block in self.blocks:
+            x = block(x, padding_mask=key_mask, training=training)
+        return self.head(tf.concat([self.output_norm(x[:, 0]), self.pooled(embeddings, presence)], axis=-1))
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "layers": self.layers}

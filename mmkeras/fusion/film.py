@@ -1,0 +1,88 @@
+"""`film` fusion: the other modalities' embeddings condition one modality's feature map
+(Feature-wise Linear Modulation, Perez et al. 2018)."""
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.fusion import FUSIONS
+from mmkeras.fusion.base import TokenFusionLayer, check_positive_int, object_modality, token_shapes
+
+
+@FUSIONS.register("film")
+@keras.saving.register_keras_serializable(package="mmkeras")
+class FilmFusion(TokenFusionLayer):
+    """FiLM residual blocks over the tokens of the modality with the most tokens (the image's
+    feature-map cells, say), each block's features scaled and shifted per channel by
+    (γ, β) computed from the other modalities' embeddings; then max over the cells.
+
+    Block (as in the FiLM paper): 1×1 conv + ReLU → 3×3 conv (a per-token Dense when the
+    tokens are not a feature map) → BatchNorm without affine → (1 + γ)·x + β → ReLU → + input.
+    The max-pooled cells and every pooled embedding go through Dense(dim) + ReLU, so a
+    sample whose feature map is absent still gets an answer from the rest.
+
+    Args:
+        dim: channels of the blocks and width of the fused vector.
+        blocks: number of FiLM residual blocks.
+        dropout: dropout rate on the fused vector.
+
+    Example:
+        fused = FilmFusion(dim=64, blocks=2, dropout=0.1, grids=[(5, 5), None])(
+            {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
+    """
+
+    def __init__(self, dim, blocks, dropout, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        check_positive_int("blocks", blocks)
+        self.blocks = blocks
+
+    def build(self, input_shape):
+        shapes = token_shapes(input_shape)
+        self.target = object_modality(input_shape)
+        grid = self.grid(self.target)
+        n, width = shapes[self.target]
+        self.spatial = grid is not None and grid[0] * grid[1] == n
+        condition_width = self.condition_width(input_shape, self.target)
+        policy = dict(dtype=self.dtype_policy)
+        self.stem = keras.layers.Dense(self.dim, activation="relu", name="stem", **policy)
+        self.stem.build((None, n, width))
+        # Parallel lists of layers, not a list of tuples: the .keras weight saving walks lists
+        # of layers but restores tuples in another order.
+        self.pointwise, self.mixing, self.norms, self.films = [], [], [], []
+        for b in range(self.blocks):
+            pointwise = keras.layers.Dense(self.dim, activation="relu", name=f"block_{b}_conv1", **policy)
+            pointwise.build((None, n, self.dim))
+            if self.spatial:
+                mixing = keras.layers.Conv2D(self.dim, 3, padding="same", use_bias=False, name=f"block_{b}_conv2", **policy)
+                mixing.build((None, *grid, self.dim))
+            else:
+                mixing = keras.layers.Dense(self.dim, use_bias=False, name=f"block_{b}_conv2", **policy)
+                mixing.build((None, n, self.dim))
+            norm = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.9, name=f"block_{b}_bn", **policy)
+            norm.build((None, n, self.dim))
+            film = keras.layers.Dense(2 * self.dim, name=f"block_{b}_film", **policy)
+            film.build((None, condition_width))
+            for layers, layer in zip((self.pointwise, self.mixing, self.norms, self.films), (pointwise, mixing, norm, film)):
+                layers.append(layer)
+        self.head = keras.layers.Dense(self.dim, activation="relu", name="head", **policy)
+        self.head.build((None, self.dim + self.pooled_width(input_shape)))
+        super().build(input_shape)
+
+    def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        condition = self.condition(embeddings, presence, self.target)
+        mask = masks[self.target][:, :, None]
+        x = self.stem(tokens[self.target]) * mask
+        n = x.shape[1]
+        for pointwise, mixing, norm, film in zip(self.pointwise, self.mixing, self.norms, self.films):
+            h = pointwise(x)
+            if self.spatial:
+                h = tf.reshape(mixing(tf.reshape(h, [-1, *self.grid(self.target), self.dim])), [-1, n, self.dim])
+            else:
+                h = mixing(h)
+            gamma, beta = tf.split(film(condition), 2, axis=-1)
+            h = tf.nn.relu((1.0 + gamma[:, None]) * norm(h, training=training) + beta[:, None])
+            x = (x + h) * mask
+        # x ≥ 0 (sums of ReLUs), zero where masked: a plain max is the masked max.
+        pooled = tf.reduce_max(x, axis=1)
+        return self.head(tf.concat([pooled, self.pooled(embeddings, presence)], axis=-1))
+
+    def get_config(self):
+        return {**super().get_config(), "blocks": self.blocks}

@@ -1,0 +1,100 @@
+"""`relation` fusion: a relation network over pairs of one modality's tokens, conditioned on the
+other modalities (Santoro et al. 2017)."""
+import math
+
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.fusion import FUSIONS
+from mmkeras.fusion.base import TokenFusionLayer, check_positive_int, object_modality, token_shapes
+
+
+@FUSIONS.register("relation")
+@keras.saving.register_keras_serializable(package="mmkeras")
+class RelationFusion(TokenFusionLayer):
+    """RN(O, q) = f( mean over pairs (i, j) of g(o_i, o_j, q), every pooled embedding ), with O the
+    tokens of the modality with the most tokens (an image's cells, with their coordinates)
+    and q the other modalities' embeddings.
+
+    g's first layer is linear in (o_i, o_j, q), so it is computed as A·o_i + B·o_j + C·q
+    once per token and broadcast over the pairs: N² additions instead of N² matrix products.
+    A feature map of more than `max_objects` cells is average-pooled first (cells merged
+    k×k, their coordinates averaged with them), since the pairs grow as the square of the
+    cells. Masked tokens take no part in a pair; a mean rather than the paper's sum keeps
+    the scale independent of how many objects are real.
+
+    Args:
+        dim: width of f's layers and of the fused vector.
+        units: width of g's layers.
+        layers: depth of g.
+        max_objects: most tokens paired (feature maps are pooled down to it).
+        dropout: dropout rate in f and on the fused vector.
+
+    Example:
+        fused = RelationFusion(dim=128, units=128, layers=3, max_objects=25, dropout=0.1, grids=[(10, 10), None])(
+            {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
+    """
+
+    def __init__(self, dim, units, layers, max_objects, dropout, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        for name, value in (("units", units), ("layers", layers), ("max_objects", max_objects)):
+            check_positive_int(name, value)
+        self.units, self.layers, self.max_objects = units, layers, max_objects
+
+    def build(self, input_shape):
+        shapes = token_shapes(input_shape)
+        self.target = object_modality(input_shape)
+        n, width = shapes[self.target]
+        grid = self.grid(self.target)
+        # Merge k×k cells, the smallest k that brings the map within max_objects.
+        self.pool = 1
+        if grid is not None and grid[0] * grid[1] == n:
+            while math.ceil(grid[0] / self.pool) * math.ceil(grid[1] / self.pool) > self.max_objects:
+                self.pool += 1
+        condition_width = self.condition_width(input_shape, self.target)
+        policy = dict(dtype=self.dtype_policy)
+        self.first_left = keras.layers.Dense(self.units, use_bias=False, name="g_left", **policy)
+        self.first_right = keras.layers.Dense(self.units, use_bias=False, name="g_right", **policy)
+        for layer in (self.first_left, self.first_right):
+            layer.build((None, None, width))
+        self.first_condition = keras.layers.Dense(self.units, name="g_condition", **policy)
+        self.first_condition.build((None, condition_width))
+        self.g_layers = []
+        for i in range(1, self.layers):
+            layer = keras.layers.Dense(self.units, activation="relu", name=f"g_{i}", **policy)
+            layer.build((None, None, None, self.units))
+            self.g_layers.append(layer)
+        self.f_hidden = keras.layers.Dense(self.dim, activation="relu", name="f_hidden", **policy)
+        self.f_hidden.build((None, self.units + self.pooled_width(input_shape)))
+        self.f_dropout = keras.layers.Dropout(self.dropout, **policy)
+        self.f_output = keras.layers.Dense(self.dim, activation="relu", name="f_output", **policy)
+        self.f_output.build((None, self.dim))
+        super().build(input_shape)
+
+    def _objects(self, tokens, mask):
+        if self.pool == 1:
+            return tokens, mask
+        rows, cols = self.grid(self.target)
+        pool = lambda x: keras.backend.pool2d(tf.reshape(x, [-1, rows, cols, x.shape[-1]]), (self.pool,) * 2,  # noqa: E731
+                                              strides=(self.pool,) * 2, padding="same", pool_mode="avg")
+        cells, cell_mask = pool(tokens), pool(mask[:, :, None])
+        n = cells.shape[1] * cells.shape[2]
+        return tf.reshape(cells, [-1, n, tokens.shape[-1]]), tf.reshape(cell_mask, [-1, n])
+
+    def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        condition = self.condition(embeddings, presence, self.target)
+        objects, mask = self._objects(tokens[self.target], masks[self.target])
+        left, right = self.first_left(objects), self.first_right(objects)  # [B, N, units]
+        q = self.first_condition(condition)  # [B, units]
+        pairs = tf.nn.relu(left[:, :, None] + right[:, None] + q[:, None, None])  # [B, N, N, units]
+        for layer in self.g_layers:
+            pairs = layer(pairs)
+        pair_mask = mask[:, :, None] * mask[:, None]  # [B, N, N]
+        total = tf.reduce_sum(pairs * pair_mask[..., None], axis=[1, 2])
+        count = tf.reduce_sum(pair_mask, axis=[1, 2])[:, None]
+        relations = total / tf.maximum(count, 1.0)
+        x = self.f_hidden(tf.concat([relations, self.pooled(embeddings, presence)], axis=-1))
+        return self.f_output(self.f_dropout(x, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "layers": self.layers, "max_objects": self.max_objects}
