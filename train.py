@@ -15,7 +15,7 @@ from mmkeras.cli import run_cli, start_tensorflow
 
 
 def main(args):
-    from mmkeras.config import load_config
+    from mmkeras.config import config_to_dict, load_config
 
     cfg = load_config(args.config, args.set)  # before TensorFlow loads: config errors answer at once
     tf = start_tensorflow(args.debug)
@@ -38,7 +38,7 @@ def main(args):
     # error must not cost the previous run. Bad ones are skipped and listed, or an error.
     log = BadRecordLog(cfg.data.on_bad_record)
     splits = load_splits(cfg, log)
-    if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief):
+    if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief, config=config_to_dict(cfg)):
         print(f"resuming the interrupted run in {shared.path} from its backup")
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -70,7 +70,11 @@ def main(args):
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
                           timeout_s=args.timeout, mmkeras=not args.peer_only,
                           full=not args.single_only, seeds=seeds)
-    text = f"Machine: {harness.machine_line()}\n\n" + harness.table(harness.read_results(results))
+    rows = harness.read_results(results)
+    text = f"Machine: {harness.machine_line()}\n\n" + harness.table(rows)
+    groups = harness.group_table(rows)
+    if groups:
+        text += "\n\nPer group (evaluation.group_by):\n\n" + groups
     (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0

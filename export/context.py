@@ -4,19 +4,16 @@ Nothing here retrains: everything comes from RUN_DIR (config.yaml, labels.json,
 vocab/, preprocessing.json, model.keras).
 """
 import functools
-import os
 
 import numpy as np
 import tf_keras as keras
 
-from mmkeras.config import load_config
 from mmkeras.data.pipeline import make_dataset
-from mmkeras.data.preprocessing import Preprocessing, load_splits
+from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.errors import UserError
 from mmkeras.heads import head_targets
-from mmkeras.run_dir import RunDir
-from mmkeras.training.loop import load_model
+from mmkeras.run_dir import load_run
 
 
 def features_key(name):
@@ -55,13 +52,8 @@ class ExportContext:
     """
 
     def __init__(self, run_dir):
-        self.run = RunDir(run_dir)
-        if not os.path.exists(self.run.model):
-            raise UserError(f"{self.run.path}: no trained model (model.keras) — train first with train.py")
-        self.cfg = load_config(self.run.config)
-        self.prep = Preprocessing.load(self.cfg, self.run.path)
+        self.run, self.cfg, self.prep, model = load_run(run_dir)
         self.output_names = [o.name for o in self.cfg.outputs]
-        model = load_model(self.run.model)
         # Only the main heads ship: auxiliary per-modality heads exist for training.
         self.inference_model = keras.Model(
             model.input, {name: model.get_layer(name).output for name in self.output_names}, name="mmkeras")

@@ -6,7 +6,6 @@ Writes RUN_DIR/metrics.json ({split: {output: metrics}, "ablation": {...}}) and
 RUN_DIR/confusion_<output>.png, ablation.png, history.png.
 """
 import argparse
-import os
 import sys
 
 from mmkeras.cli import run_cli, start_tensorflow
@@ -14,24 +13,18 @@ from mmkeras.cli import run_cli, start_tensorflow
 
 def main(args):
     start_tensorflow(args.debug)
-    from mmkeras.config import load_config
-    from mmkeras.data.preprocessing import Preprocessing, load_splits
+    from mmkeras.data.preprocessing import load_splits
     from mmkeras.data.records import BadRecordLog
     from mmkeras.errors import UserError
     from mmkeras.evaluation.report import evaluate_run, summary_lines
-    from mmkeras.run_dir import RunDir
-    from mmkeras.training.loop import load_model
+    from mmkeras.run_dir import load_run
 
-    run = RunDir(args.run_dir)
-    if not os.path.exists(run.model):
-        raise UserError(f"{run.path}: no trained model (model.keras) — train first with train.py")
-    cfg = load_config(run.config)
-    prep = Preprocessing.load(cfg, run.path)
+    run, cfg, prep, model = load_run(args.run_dir)
     log = BadRecordLog(cfg.data.on_bad_record)
     splits = load_splits(cfg, log, known_labels=prep.labels)
     if args.split not in splits:
         raise UserError(f"split '{args.split}' is not configured; available: {', '.join(splits)}")
-    result = evaluate_run(run, cfg, prep, load_model(run.model), splits[args.split], args.split)
+    result = evaluate_run(run, cfg, prep, model, splits[args.split], args.split)
     print("\n".join(summary_lines(result)))
     print(f"wrote {run.metrics}")
 

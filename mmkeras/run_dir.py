@@ -1,9 +1,13 @@
 """The run directory layout (a user contract: scripts read these paths)."""
 import contextlib
+import errno
+import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
+import warnings
 
 from mmkeras.errors import UserError
 
@@ -51,26 +55,74 @@ class RunDir:
         return os.path.join(self.chief.path, LAYOUT["backup"])
 
     def check(self, overwrite=False):
-        """Refuse a finished run unless `overwrite`, touching nothing; → whether it is finished."""
+        """Refuse an unusable path, a run another process is writing, or a finished run unless
+        `overwrite`, touching nothing; → whether it is finished."""
+        self._check_location()
+        if os.path.isdir(self.path):
+            with _directory_lock(self.path):
+                pass  # another train.py into the same directory answers now, not after validation
         finished = os.path.exists(self.model)
         if finished and not overwrite:
             raise UserError(f"{self.path} already holds a trained run (model.keras); "
                             "pass --overwrite to replace it or --output to train elsewhere")
         return finished
 
-    def prepare(self, overwrite=False, is_chief=True):
+    def prepare(self, overwrite=False, is_chief=True, config=None):
         """Create the directory; refuse to clobber a finished run, resume an interrupted one.
 
         Only the chief creates or replaces it; other workers check the same conditions.
-        Returns True when an interrupted run's backup will be resumed.
+        Returns True when an interrupted run's backup will be resumed (`config`, the new run's
+        resolved config as a plain dict, must then be the interrupted run's: `check_resume`).
         """
         finished = self.check(overwrite)
         resuming = not finished and os.path.isdir(self.backup) and bool(os.listdir(self.backup))
+        if resuming and config is not None:
+            self.check_resume(config)
         if is_chief:
-            if finished:
-                shutil.rmtree(self.path)
             os.makedirs(self.path, exist_ok=True)
+            # Held until the process exits: a second train.py into this directory stops with one line.
+            self._lock = _directory_lock(self.path)
+            self._lock.__enter__()
+            if finished:  # the contents only: the directory (and so the lock) stays
+                for entry in os.scandir(self.path):
+                    shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.remove(entry.path)
         return resuming
+
+    def check_resume(self, config):
+        """Refuse to resume the backup of a run whose saved config differs from `config` (a plain dict,
+        `config_to_dict`) in anything but `training.epochs`: its weights may not even fit the new model."""
+        import yaml
+
+        if not os.path.exists(self.config):
+            return
+        with open(self.config, encoding="utf-8") as f:
+            saved = yaml.safe_load(f)
+        changed = _differences(_plain(saved), _plain(config), ignore={"training.epochs"})
+        if changed:
+            shown = "; ".join(f"{key}: {old!r} → {new!r}" for key, old, new in changed[:3])
+            more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+            raise UserError(f"{self.path} holds an interrupted run of another config ({shown}{more}): "
+                            f"run the same config to resume it, or delete {self.path} (or use another --output) "
+                            "to start over")
+
+    def _check_location(self):
+        """The directory can be created and written: not a file, under directories, names the file system takes."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise UserError(f"--output {self.path}: exists and is not a directory")
+        ancestor = self.path
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise UserError(f"--output {self.path}: {ancestor} is a file, not a directory")
+        name_max = os.pathconf(ancestor, "PC_NAME_MAX")
+        for part in self.path.split(os.sep):
+            if len(part.encode("utf-8", "surrogateescape")) > name_max:
+                raise UserError(f"--output: the name {part[:40]}… is {len(part)} characters; "
+                                f"this file system takes at most {name_max}")
+        try:  # what the process may do there, root or not, read-only mount or not
+            os.rmdir(tempfile.mkdtemp(prefix=".mmkeras-probe-", dir=ancestor))
+        except OSError as e:
+            raise UserError(f"--output {self.path}: cannot create it in {ancestor}: {e.strerror}") from None
 
     @contextlib.contextmanager
     def for_worker(self, worker):
@@ -83,6 +135,76 @@ class RunDir:
             yield RunDir(tmp, chief_path=self.path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_run(path):
+    """A finished run → (RunDir, Config, Preprocessing, Keras model), for evaluate, export and predict.
+
+    Every way a run directory can be incomplete or damaged (no model, a missing or truncated
+    state file, a model file that does not load or holds code safe mode refuses) is one
+    UserError naming the file.
+    """
+    from mmkeras.config import load_config
+    from mmkeras.data.preprocessing import Preprocessing
+    from mmkeras.training.loop import load_model
+
+    run = RunDir(path)
+    if not os.path.isdir(run.path):
+        raise UserError(f"{run.path}: no such run directory")
+    if not os.path.exists(run.model):
+        raise UserError(f"{run.path}: no trained model (model.keras) — train first with train.py")
+    if not os.path.exists(run.config):
+        raise UserError(f"{run.config}: missing; {run.path} is not a complete run directory")
+    cfg = load_config(run.config)
+    try:
+        prep = Preprocessing.load(cfg, run.path)
+    except FileNotFoundError as e:
+        raise UserError(f"{e.filename}: missing; {run.path} is not a complete run directory") from None
+    except (ValueError, KeyError, TypeError) as e:  # JSON that is not what train.py wrote
+        raise UserError(f"{run.path}: preprocessing state (labels.json, preprocessing.json, vocab/) is damaged: "
+                        f"{type(e).__name__}: {e}") from None
+    try:
+        with warnings.catch_warnings():  # e.g. a Lambda layer's "module not loaded" before safe mode refuses it
+            warnings.simplefilter("ignore")
+            model = load_model(run.model)
+    except Exception as e:  # truncated zip, wrong format, a Lambda layer refused by safe mode
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{run.model}: cannot be loaded: {reason[:300]}") from None
+    return run, cfg, prep, model
+
+
+@contextlib.contextmanager
+def _directory_lock(path):
+    """An exclusive flock on the directory itself (no lock file to leave behind); UserError if held."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            raise UserError(f"{path}: another train.py is writing this run directory; wait for it to finish "
+                            "or train into another --output") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))  # tuples → lists, as read back from YAML
+
+
+def _differences(old, new, ignore=(), prefix=""):
+    """[(dotted key, old value, new value)] where two plain config dicts differ, `ignore` keys left out."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in list(old) + [k for k in new if k not in old]:
+            found += _differences(old.get(key), new.get(key), ignore, f"{prefix}{key}.")
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, ignore, f"{prefix}{i}.")]
+    key = prefix.rstrip(".")
+    return [] if old == new or key in ignore else [(key, old, new)]
 
 
 LAYOUT = {

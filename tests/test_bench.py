@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
-# bench/ is a script folder next to the package, not an installed package.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from bench.report import FIGURE_KEYS, FIGURES, Figure, Goal, document, markdown_section, markdown_table, text_table
+from bench.timing import MIN_REPEATS, Sample, Timing, cycling, interleave, median, rate, ratio
 
-from bench.report import (FIGURE_KEYS, FIGURES, Figure, Goal, document, markdown_section,  # noqa: E402
-                          markdown_table, text_table)
-from bench.timing import MIN_REPEATS, Sample, Timing, cycling, interleave, median, rate, ratio  # noqa: E402
+# bench/ is a script folder next to the package, not an installed package (setup.cfg's pytest
+# `pythonpath` puts the repository root on sys.path).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MACHINE = {"cpu_model": "AMD EPYC", "cores": 2, "ram_gb": 23.5, "tensorflow": "2.21.0", "python": "3.11.9",
            "date": "2025-01-01 00:00 UTC", "load_average_1m": {"start": 0.1, "end": 0.2}}

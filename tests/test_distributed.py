@@ -287,3 +287,27 @@ def test_mixed_precision_keeps_heads_in_float32(tiny_data, tmp_path):
     name = lambda p: p["config"]["name"] if isinstance(p, dict) else p  # noqa: E731
     assert name(policy["label"]) == "float32" and name(policy["speech_logmel"]) == "float32"
     assert name(policy["image_stage1_conv1"]) == "mixed_bfloat16"
+
+
+def test_one_writer_per_run_directory_and_a_backup_resumes_only_its_config(tiny_data, tmp_path):
+    # Still training when killed.
+    config = write_config(str(tmp_path), tiny_data, light=True, epochs=500, early_stopping_patience=500)
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", "--config", config, "--output", str(out)]
+    with launched() as start:
+        first = start(command[1:], tmp_path / "first.log")
+        wait_for_backup(str(out), [first])
+        # A second train.py into the directory the first is writing: one line, exit 2, nothing touched.
+        second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert second.stderr.strip() == (f"error: {out}: another train.py is writing this run directory; "
+                                         "wait for it to finish or train into another --output")
+        assert first.poll() is None
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    # The backup belongs to its config: another one is told so instead of failing to restore it.
+    changed = subprocess.run([*command, "--set", "fusion.dim=12"], cwd=REPO, capture_output=True, text=True,
+                             timeout=TIMEOUT)
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert f"error: {out} holds an interrupted run of another config (fusion.dim: 16 → 12)" in changed.stderr
+    assert os.path.isdir(out / "backup")

@@ -9,10 +9,10 @@ import tf_keras as keras
 from mmkeras.config.base import validate
 from mmkeras.config.encoders import ENCODER_PARAMS, encoder_choice
 from mmkeras.encoders import ENCODERS, FeatureSpec, build_encoder
-from mmkeras.encoders.homogeneous import ColumnTokens
 from mmkeras.encoders.hub import HubLayer
 from mmkeras.errors import ConfigError
 from mmkeras.layers.audio import LogMelSpectrogram
+from mmkeras.layers.tokens import ColumnTokens, GridTokens
 from mmkeras.layers.transformer import MaskedMaxPooling, MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
 
 BATCH = 2
@@ -97,6 +97,55 @@ def test_encoder_shape_config_and_save_load(encoder_type, modality, params, dim,
 
     assert_config_roundtrip(model)
     assert_save_load(model, FEATURES[modality], tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize(
+    "encoder_type, modality, params, dim", ENCODER_CASES, ids=[f"{c[0]}-{c[1]}" for c in ENCODER_CASES]
+)
+def test_encoder_exposes_tokens_and_their_mask(encoder_type, modality, params, dim):
+    """The token view the cross-modal fusions read: [B, N, d] tokens, a [B, N] mask, an H×W grid for feature maps."""
+    data = FEATURES[modality]
+    inputs = keras.Input(data.shape[1:], dtype=data.dtype, name=modality)
+    encoded = build_encoder(inputs, spec_for(modality), "enc", encoder_params(modality, encoder_type, params))
+    outputs = [encoded.tokens] + ([encoded.mask] if encoded.mask is not None else [])
+    tokens, *mask = keras.Model(inputs, outputs)(data, training=False) if len(outputs) > 1 else (
+        keras.Model(inputs, outputs[0])(data, training=False),)
+    assert tokens.shape.rank == 3 and tokens.shape[0] == BATCH and np.isfinite(tokens).all()
+    if modality == "text":  # one token per position, padding masked
+        np.testing.assert_array_equal(np.asarray(mask[0], bool), data != 0)
+    if modality == "numeric":
+        assert tokens.shape[1] == data.shape[1]  # one token per column
+    if encoded.grid is not None:
+        rows, cols = encoded.grid
+        assert tokens.shape[1] == rows * cols
+    if encoder_type in ("cnn", "audio_cnn"):  # cells carry their (row, column) in [-1, 1], row-major
+        positions = tokens.numpy()[0, :, -2:].reshape(rows, cols, 2)
+        np.testing.assert_allclose(positions[:, 0, 0], np.linspace(-1, 1, rows))
+        np.testing.assert_allclose(positions[0, :, 1], np.linspace(-1, 1, cols))
+
+
+def test_homogeneous_image_patches_cover_every_pixel():
+    """18 px with 4 px patches: 5×5 patches (the image zero-padded), not 4×4 that drop 2 rows and columns."""
+    image = RNG.uniform(0, 1, (1, 18, 18, 3)).astype("float32")
+    inputs = keras.Input(image.shape[1:], name="image")
+    params = encoder_params("image", "homogeneous", {"dim": 8, "ff_dim": 16, "patch_size": 4})
+    encoded = build_encoder(inputs, spec_for("image"), "enc", params)
+    assert encoded.grid == (5, 5)
+    model = keras.Model(inputs, encoded.embedding)
+    corner = image.copy()
+    corner[0, 17, 17] += 1.0  # the last pixel: outside every whole 4 px patch
+    assert np.abs(model(corner) - model(image)).max() > 1e-4
+
+
+def test_grid_tokens_round_trip(tmp_path):
+    feature_map = RNG.normal(size=(BATCH, 3, 4, 5)).astype("float32")
+    inputs = keras.Input(feature_map.shape[1:])
+    model = keras.Model(inputs, GridTokens()(inputs))
+    tokens = model(feature_map).numpy()
+    assert tokens.shape == (BATCH, 12, 7)
+    np.testing.assert_array_equal(tokens[:, :, :5], feature_map.reshape(BATCH, 12, 5))
+    assert_config_roundtrip(model)
+    assert_save_load(model, feature_map, tmp_path / "grid.keras")
 
 
 def test_every_registered_encoder_is_tested():

@@ -111,3 +111,67 @@ def test_saved_config_rebuilds_the_trained_model(tiny_run):
     trained = load_model(os.path.join(tiny_run, "model.keras"))
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in trained.weights]
     assert [layer.get_config() for layer in rebuilt.layers] == [layer.get_config() for layer in trained.layers]
+
+
+@pytest.fixture(scope="module", params=["cross_attention", "film", "relation"])
+def token_fusion_export(request, tiny_data, tmp_path_factory):
+    """A tiny image + text + numeric run with a token fusion, trained and exported (float32, int8)."""
+    import yaml
+
+    from conftest import tiny_config_dict
+
+    raw = tiny_config_dict(tiny_data, epochs=2)
+    raw["inputs"] = [i for i in raw["inputs"] if i["type"] != "audio"]  # no front-end: faster, same fusion
+    raw["fusion"] = {"type": request.param, "dim": 8}
+    tmp = tmp_path_factory.mktemp(request.param)
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    train = subprocess.run([sys.executable, "train.py", "--config", str(tmp / "tiny.yaml"), "--output", str(tmp / "run")],
+                           capture_output=True, text=True, cwd=REPO)
+    assert train.returncode == 0, train.stderr[-3000:]
+    proc = export(str(tmp / "run"), "--quantize", "float32,int8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.load(open(tmp / "run" / "export" / "report.json"))
+
+
+def test_token_fusions_export_verified(token_fusion_export):
+    """SavedModel and float32 TFLite match Keras, int8 agrees on the top class, builtin ops and the GPU delegate."""
+    variants = token_fusion_export["variants"]
+    assert variants["saved_model"]["max_abs_diff"] < 1e-4
+    assert variants["float32"]["max_abs_diff"] < 1e-4
+    for name in ("float32", "int8"):
+        assert variants[name]["gpu"]["compatible"], variants[name]["gpu"]
+        assert not [op for op in variants[name]["ops"] if op.startswith("Flex") or op == "CUSTOM"]
+    # 18 test records of 3 well-separated classes: at most one top-1 flip.
+    assert variants["int8"]["outputs"]["label"]["agreement"] >= 17 / 18
+
+
+def _truncate_model(run):
+    path = os.path.join(run, "model.keras")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 3])
+
+
+def _lambda_model(run):
+    import tf_keras as keras
+
+    inputs = keras.Input((2,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(os.path.join(run, "model.keras"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate_model, "model.keras: cannot be loaded: "),
+    (lambda run: os.remove(os.path.join(run, "labels.json")), "labels.json: missing; "),
+    (_lambda_model, "model.keras: cannot be loaded: Requested the deserialization of a Lambda layer"),
+], ids=["truncated-model", "no-labels", "lambda-layer"])
+def test_a_damaged_run_is_one_line_naming_the_file(tiny_run, tmp_path, damage, message):
+    import shutil
+
+    run = str(tmp_path / "run")
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
+    damage(run)
+    proc = export(run, "--quantize", "float32")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith(f"error: {run}/{message}"), line

@@ -62,3 +62,33 @@ def test_seeds_are_averaged_and_a_rerun_of_a_seed_replaces_it():
     assert ("| t | s | all | size (mae) | 0.500 ±0.100 (1 failed) | 0.750 | -0.250 (lower is better) | 60 / 90 "
             "| 1200 / 1000 | 3 / 1 |") in text
     assert "| s | size (mae) | 0.500 ±0.100 (1 failed) | 0.750 |" in harness.pivot(rows)
+
+
+def test_vqa_set_builds_trains_a_token_fusion_and_tabulates_per_question_type(tmp_path):
+    out, data = tmp_path / "out", tmp_path / "data"
+    command = [sys.executable, str(ROOT / "bench/quality.py"), "--sets", "sort_of_clevr", "--small", "--peer", "none",
+               "--no-single", "--epochs", "1", "--out", str(out), "--data", str(data),
+               "--mm-set", "fusion.type=relation", "--tag", "rn"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert set(row["groups"]) == {"qtype", "relational"}
+    assert set(row["groups"]["relational"]) == {"relational", "non-relational"}
+    qtypes = row["groups"]["qtype"]
+    assert set(qtypes) <= {"shape", "leftright", "topbottom", "closest", "furthest", "count"} and len(qtypes) >= 4
+    assert sum(q["answer"]["n"] for q in qtypes.values()) == 40  # 4 test scenes × 10 questions
+    table = (out / "table.md").read_text()
+    assert "Per group (evaluation.group_by)" in table and "| rn | all | " in table
+    built = json.loads((data / "sort_of_clevr-small" / "built.json").read_text())
+    assert built["seed"] == 20170605 and built["small"] is True
+
+
+def test_group_table_lists_every_group_value():
+    row = {**_row("mmkeras", 0.9, 100.0), "primary": [["answer", "accuracy", True]],
+           "metrics": {"answer": {"accuracy": 0.9}},
+           "groups": {"qtype": {"count": {"answer": {"accuracy": 0.7}}, "shape": {"answer": {"accuracy": 1.0}}}}}
+    text = harness.group_table([row, _row("ludwig", 0.5, 10.0)])
+    assert "| tag | model | overall | qtype=count | qtype=shape | wall s | seed |" in text
+    assert "| t | all | 0.900 | 0.700 | 1.000 | 100 | 0 |" in text
+    assert harness.group_table([_row("mmkeras", 0.9, 1.0)]) == ""

@@ -296,6 +296,31 @@ def pivot(rows: list[dict], variant: str = "all") -> str:
     return "\n".join(lines)
 
 
+def group_table(rows: list[dict]) -> str:
+    """Markdown: for the sets evaluated per group (`evaluation.group_by`), one row per mmkeras tag and
+    variant, the first output's primary metric overall and per value of each group column (the
+    newest run of each; seeds are not averaged here). Empty when no run has groups."""
+    newest = {}
+    for row in rows:
+        if row["tool"] == "mmkeras" and "groups" in row:
+            newest[(row["set"], row["tag"], row["variant"])] = row
+    lines = []
+    for name in sorted({k[0] for k in newest}):
+        runs = {k: r for k, r in newest.items() if k[0] == name}
+        output, metric, _ = next(iter(runs.values()))["primary"][0]
+        columns = list(dict.fromkeys((c, v) for r in runs.values() for c, values in r["groups"].items() for v in values))
+        lines += [f"{name}: {output} {metric}", "",
+                  "| tag | model | overall | " + " | ".join(f"{c}={v}" for c, v in columns) + " | wall s | seed |",
+                  "|---|---|---|" + "---|" * len(columns) + "---|---|"]
+        for (_, tag, variant), r in sorted(runs.items()):
+            cells = [f"{r['groups'][c][v][output][metric]:.3f}" if v in r["groups"].get(c, {}) else "—"
+                     for c, v in columns]
+            lines.append(f"| {tag} | {variant} | {r['metrics'][output][metric]:.3f} | " + " | ".join(cells)
+                         + f" | {r['wall_s']:.0f} | {r.get('seed', 0)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def machine_line() -> str:
     load = os.getloadavg()[0]
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "

@@ -347,7 +347,11 @@ def apply_override(raw, assignment):
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment}: expected key.path=value")
     path, text = assignment.split("=", 1)
-    value = yaml.safe_load(text) if text else ""
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as e:  # unbalanced brackets, a !!python tag (safe_load refuses to build it)
+        raise ConfigError(f"--set {assignment}: the value is not valid YAML: "
+                          f"{getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
     keys = path.split(".")
     node = raw
     for i, key in enumerate(keys):
@@ -403,13 +407,19 @@ def load_config(path, overrides=()):
     """Read a YAML config, apply `--set` overrides, validate, and make data paths absolute."""
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: not a file (a config is one YAML file)")
+    try:
+        with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     if _expanded_size(raw, {}) > MAX_CONFIG_VALUES:
         raise ConfigError(f"{path}: more than {MAX_CONFIG_VALUES} values once its YAML aliases are expanded; "
                           "a config needs a few hundred")
