@@ -260,3 +260,21 @@ def test_group_by_column_must_be_in_a_manifest(tiny_data):
     with pytest.raises(ConfigError, match="evaluation.group_by: column 'tagz' is in none of the manifests "
                                           r"\(did you mean 'tags'\?\)"):
         check_manifests(config_from_dict(raw))
+
+
+@pytest.mark.parametrize("write, override, message", [
+    (lambda p: p.write_bytes(b"name: x\n\xff\xfe bad\n"), None, "cfg.yaml: not UTF-8 text (byte b'\\xff' at offset 8)"),
+    (lambda p: p.mkdir(), None, "cfg.yaml: not a file (a config is one YAML file)"),
+    (None, "training.epochs=[1", "--set training.epochs=[1: the value is not valid YAML: expected ',' or ']'"),
+    (None, "training.epochs=!!python/object/apply:os.system [id]",
+     "the value is not valid YAML: could not determine a constructor for the tag"),
+], ids=["not-utf8", "directory", "set-bad-yaml", "set-python-tag"])
+def test_unreadable_config_or_override_is_one_line(tiny_data, tmp_path, write, override, message):
+    path = tmp_path / "cfg.yaml"
+    if write:
+        write(path)
+    else:
+        path.write_text(yaml.safe_dump(tiny_config_dict(tiny_data)))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path), [override] if override else [])
+    assert message in str(err.value) and "\n" not in str(err.value)

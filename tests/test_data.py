@@ -353,6 +353,9 @@ def test_non_canonical_wavs_take_the_soundfile_path(tmp_path):
         "chunk_before_fmt": raw[:12] + b"LIST" + (4).to_bytes(4, "little") + b"INFO" + raw[12:],
         "chunk_after_data": raw + chunk,
         "fmt_size_18": raw[:16] + (18).to_bytes(4, "little") + raw[20:36] + b"\0\0" + raw[36:],
+        # A block align or byte rate that disagrees with mono 16-bit: soundfile derives them, decode_wav fails.
+        "block_align_4": raw[:32] + (4).to_bytes(2, "little") + raw[34:],
+        "byte_rate_wrong": raw[:28] + (16000).to_bytes(4, "little") + raw[32:],
     }
     broken = {"truncated_data": raw[:-10], "unknown_data_size": raw[:40] + b"\xff" * 4 + raw[44:],
               "header_only": raw[:20], "riff_only": b"RIFF", "empty": b""}
@@ -379,6 +382,41 @@ def test_image_decode_resizes_only_when_needed_with_the_same_pixels(tmp_path, he
     resized = tf.image.resize(pixels, (16, 16), method="bilinear", antialias=True)
     assert decoded.shape == (16, 16, 3) and decoded.dtype == tf.float32
     np.testing.assert_array_equal(decoded.numpy(), np.clip(resized.numpy(), 0, 255))
+
+
+def test_images_tensorflow_cannot_read_as_configured_are_bad_values(tmp_path):
+    """Validation decodes as tf.data will: what PIL opens but TensorFlow would not (or would read wrongly)."""
+    from PIL import Image
+
+    from mmkeras.data.image import check_image
+    from mmkeras.data.modality import BadValue
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8))
+    cases = [("palette.bmp", image.convert("P"), 3, r"8-bit palette BMP \(TensorFlow reads its palette indices as grey"),
+             ("onebit.bmp", image.convert("1"), 3, "TensorFlow cannot decode this image as 3-channel"),
+             ("grey.gif", image, 1, "TensorFlow cannot decode this image as 1-channel: .* "
+                                    r"\(channels must be 0 or 3 for GIF, got 1\)"),
+             ("grey.bmp", image, 1, "TensorFlow cannot decode this image as 1-channel")]
+    for name, picture, channels, message in cases:
+        picture.save(tmp_path / name)
+        with pytest.raises(BadValue, match=message):
+            check_image(str(tmp_path / name), channels)
+    image.save(tmp_path / "fine.gif")
+    check_image(str(tmp_path / "fine.gif"), 3)
+
+
+def test_audio_longer_than_the_bound_is_a_bad_value_before_it_is_read(tmp_path):
+    from mmkeras.config import AudioInput
+    from mmkeras.data.audio import AudioModality, max_audio_seconds
+    from mmkeras.data.modality import BadValue
+
+    handler = AudioModality(AudioInput(name="speech", type="audio", column="audio", sample_rate=8000, seconds=1.0))
+    assert max_audio_seconds(1.0) == 60 and max_audio_seconds(10.0) == 200
+    soundfile.write(tmp_path / "long.wav", np.zeros(8000 * 61, np.float32), 8000, subtype="PCM_16")
+    with pytest.raises(BadValue, match="audio of 61 s is over the 60 s bound"):
+        handler.parse_value("long.wav", str(tmp_path))
+    soundfile.write(tmp_path / "ok.wav", np.full(8000 * 59, 0.1, np.float32), 8000, subtype="PCM_16")
+    assert handler.parse_value("ok.wav", str(tmp_path)).endswith("ok.wav")
 
 
 def test_decompression_bombs_are_bad_values_named_by_their_size(tmp_path):

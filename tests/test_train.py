@@ -207,3 +207,19 @@ def test_model_files_cannot_run_code(tmp_path):
     model.save(path)
     with pytest.raises(ValueError, match="(?i)unsafe|safe_mode"):
         load_model(path)
+
+
+def test_output_that_cannot_be_a_run_directory_is_refused_before_any_work(tmp_path):
+    from mmkeras.errors import UserError
+    from mmkeras.run_dir import RunDir
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = {str(afile): "exists and is not a directory",
+             str(afile / "run"): f"{afile} is a file, not a directory",
+             str(tmp_path / ("x" * 300) / "run"): "is 300 characters; this file system takes at most",
+             "/proc/mmkeras-run": "cannot create it in /proc"}
+    for path, message in cases.items():
+        with pytest.raises(UserError, match=message):
+            RunDir(path).check()
+    assert sorted(os.listdir(tmp_path)) == ["afile"]  # nothing created, no probe left behind

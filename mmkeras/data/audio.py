@@ -34,6 +34,16 @@ def load_audio(path, sample_rate):
     return np.clip(wave, -1.0, 1.0)
 
 
+# Longest audio file a record may hold, before cropping: the longer of MIN_AUDIO_BOUND_S and
+# AUDIO_BOUND_FACTOR × the input's `seconds` (random crops of a longer clip are fine; an hour
+# of audio per record is a mistake that costs minutes of decoding and gigabytes of cache).
+MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR = 60, 20
+
+
+def max_audio_seconds(seconds):
+    return max(MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR * seconds)
+
+
 def _little_endian(header, start, length):
     """Unsigned little-endian integer from `length` bytes of a uint8 header, as int64."""
     values = tf.cast(header[start:start + length], tf.int64)
@@ -56,14 +66,19 @@ def is_native_wav(contents, sample_rate):
     magic = tf.strings.join([tf.strings.substr(padded, 0, 4), tf.strings.substr(padded, 8, 8),
                              tf.strings.substr(padded, 36, 4)])
     data_size = _little_endian(header, 40, 4)
+    channels = _little_endian(header, 22, 2)
     block_align = _little_endian(header, 32, 2)
+    # A block align or byte rate that disagrees with channels × 16 bit passes soundfile (which
+    # derives them) but fails `decode_wav` inside tf.data: such files take the soundfile path.
     return tf.logical_and(
         tf.equal(magic, b"RIFFWAVEfmt data"),
         tf.reduce_all(tf.stack([tf.equal(_little_endian(header, 16, 4), 16),           # fmt chunk size
                                 tf.equal(_little_endian(header, 20, 2), 1),            # PCM
                                 tf.equal(_little_endian(header, 24, 4), sample_rate),
                                 tf.equal(_little_endian(header, 34, 2), 16),           # bits per sample
-                                tf.greater(block_align, 0),
+                                tf.greater(channels, 0),
+                                tf.equal(block_align, 2 * channels),
+                                tf.equal(_little_endian(header, 28, 4), sample_rate * 2 * channels),  # byte rate
                                 tf.equal(tf.math.floormod(data_size, tf.maximum(block_align, 1)), 0),
                                 tf.equal(44 + data_size, tf.cast(tf.strings.length(contents), tf.int64))])))
 
@@ -92,9 +107,19 @@ class AudioModality(Modality):
     def parse_value(self, value, manifest_dir):
         path = resolve_file(value, manifest_dir)
         try:
+            # Bounded before it is read: every record's whole waveform is decoded (and, with
+            # the memory cache, held) although training crops it to `seconds`.
+            info = soundfile.info(path)
+            limit = max_audio_seconds(self.cfg.seconds)
+            if info.frames > limit * info.samplerate:
+                raise BadValue(f"audio of {info.frames / info.samplerate:.0f} s is over the {limit:.0f} s bound "
+                               f"(the longer of {MIN_AUDIO_BOUND_S} s and {AUDIO_BOUND_FACTOR}× inputs seconds); "
+                               f"cut the file: {path}")
             # A full read, not just the header: a truncated or corrupt file must fail here,
             # named by its line, rather than inside a tf.data batch mid-epoch.
             frames, _ = soundfile.read(path, dtype="float32", always_2d=True)
+        except BadValue:
+            raise
         except Exception as e:  # soundfile raises several types for unreadable files
             raise BadValue(f"not a readable audio file: {path} ({str(e).splitlines()[0]})") from None
         if not len(frames):

@@ -1,4 +1,6 @@
 """Image inputs: files decoded and resized in tf.data; pixel scaling inside the model."""
+import re
+
 import tensorflow as tf
 import tf_keras as keras
 from PIL import Image, UnidentifiedImageError
@@ -15,8 +17,14 @@ TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
 MAX_IMAGE_PIXELS = 50_000_000
 
 
-def check_image(path):
-    """Fully decode an image once so a corrupt or truncated file is caught before training."""
+def check_image(path, channels=3):
+    """Decode an image once, with the decoder tf.data will use, so a file it cannot read (or would
+    read wrongly) is a bad record now rather than an error mid-epoch.
+
+    PIL reads the header (format, size bound, palette); TensorFlow decodes the pixels, as
+    `decode_image_bytes` will: 1-bit or RLE-compressed BMPs, CMYK JPEGs and GIFs for a
+    one-channel input open in PIL but not in TensorFlow.
+    """
     try:
         with Image.open(path) as image:
             if image.format not in TF_IMAGE_FORMATS:
@@ -25,11 +33,20 @@ def check_image(path):
             if width * height > MAX_IMAGE_PIXELS:
                 raise BadValue(f"image of {width}×{height} pixels is over the {MAX_IMAGE_PIXELS // 10**6}-megapixel "
                                f"bound: {path}")
-            image.load()
+            if image.format == "BMP" and image.mode == "P":
+                # TensorFlow's BMP decoder returns the palette indices as grey levels: wrong pixels, no error.
+                raise BadValue(f"8-bit palette BMP (TensorFlow reads its palette indices as grey levels; "
+                               f"save it as PNG or 24-bit BMP): {path}")
     except Image.DecompressionBombError as e:
         raise BadValue(f"image over the pixel bound: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BadValue(f"not a readable image: {path} ({str(e).splitlines()[0]})") from None
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    except tf.errors.OpError as e:
+        # "{{function_node ...}} channels must be 0 or 3 for GIF, got 1 [Op:DecodeImage]" → the reason.
+        reason = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
+        raise BadValue(f"TensorFlow cannot decode this image as {channels}-channel: {path} ({reason[:200]})") from None
 
 
 def decode_image_bytes(contents, size, channels):
@@ -52,7 +69,7 @@ class ImageModality(Modality):
 
     def parse_value(self, value, manifest_dir):
         path = resolve_file(value, manifest_dir)
-        check_image(path)
+        check_image(path, self.cfg.channels)
         return path
 
     def feature_shape(self):
