@@ -9,11 +9,13 @@ import shutil
 def atomic_path(path):
     """Yield a temporary sibling path; on success move it over `path` in one rename.
 
-    Works for files and directories (e.g. a SavedModel). The temporary keeps the
-    final suffix, because some writers (tf_keras `.keras`) check it.
+    Works for files and directories (e.g. a SavedModel). The temporary keeps every
+    suffix of the name, because writers pick their format by it (tf_keras: `.keras`,
+    `.weights.h5`; matplotlib: `.png`): best.weights.h5 → best.tmp-<pid>.weights.h5.
     """
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"
+    folder, name = os.path.split(path)
+    stem, dot, suffixes = name.partition(".")
+    tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{suffixes}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         yield tmp

@@ -12,6 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mmkeras.io import atomic_path
+
 
 def new_figure(width, height):
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -22,14 +24,8 @@ def new_figure(width, height):
 def _save(fig, path):
     """Write fig as PNG via a temporary file, so a crash never leaves a half-written plot at path."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

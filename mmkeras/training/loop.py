@@ -204,10 +204,8 @@ class BestEpoch(keras.callbacks.EarlyStopping):
         best = self.best
         super().on_epoch_end(epoch, logs)
         if self.best != best:
-            # tf_keras picks the weights format by the ".weights.h5" suffix: the temporary keeps it.
-            tmp = self.run.checkpoint.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.run.checkpoint)
+            with atomic_path(self.run.checkpoint) as tmp:  # keeps the ".weights.h5" that picks the format
+                self.model.save_weights(tmp)
 
 
 def standard_callbacks(cfg, run):
