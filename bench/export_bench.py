@@ -19,7 +19,7 @@ from ai_edge_litert import schema_py_generated as schema
 from bench.registry import BENCHMARKS
 from bench.timing import MIN_REPEATS, cycling, interleave, ratio
 from export.tflite import _FLOAT_TYPES, _TENSOR_TYPES  # the flatbuffer's type names, as export reads them
-from export.context import features_key
+from mmkeras.names import features_key
 from export.saved_model import save_tensor_model
 from export.tflite import convert, quantization_config, representative_dataset
 from export.verify import LiteRTRunner, TFLitePipeline

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from mmkeras.data.audio import load_audio
-from mmkeras.data.pipeline import presence_key
 from mmkeras.data.text import PAD, UNK
+from mmkeras.names import presence_key
 
 # === Text: plain-Python WordPiece ===
 

@@ -13,12 +13,8 @@ from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.errors import UserError
 from mmkeras.heads import head_targets
+from mmkeras.names import features_key
 from mmkeras.run_dir import load_run
-
-
-def features_key(name):
-    """TFLite input name of what input `name`'s float front-end computes (e.g. `speech_features`)."""
-    return f"{name}_features"
 
 
 def apply_frontends(inputs, frontends):

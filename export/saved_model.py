@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from export.context import input_specs
-from mmkeras.data.pipeline import presence_key
 from mmkeras.io import atomic_path
+from mmkeras.names import presence_key
 
 
 def save_tensor_model(model, path, batch_size=1):

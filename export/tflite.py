@@ -28,12 +28,11 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
-from export.context import features_key
 from export.verify import LiteRTRunner
-from mmkeras.data.pipeline import presence_key
 from mmkeras.data.text import PAD, UNK
 from mmkeras.errors import UserError
-from mmkeras.io import atomic_write_json, atomic_path
+from mmkeras.io import atomic_path, atomic_write_json
+from mmkeras.names import features_key, presence_key
 from mmkeras.registry import Registry
 
 SIGNATURE = "serving_default"

@@ -19,11 +19,12 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
 from ai_edge_litert.interpreter import Interpreter
 
-from export.context import apply_frontends, features_key
+from export.context import apply_frontends
 from export.saved_model import keras_output
 
 from mmkeras.errors import UserError
 from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
+from mmkeras.names import features_key
 
 # Largest |variant - Keras| output difference allowed. Only the float variants are gated:
 # quantised ones trade exactness for size, so their differences are reported instead.

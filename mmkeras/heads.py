@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.targets import encode_targets
+from mmkeras.names import aux_output_name
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -105,11 +106,6 @@ def numeric_scale(out, targets):
     """The (mean, std) a numeric output's head learns in, or None when it learns raw values."""
     stats = targets.get(out.name) if out.standardize else None
     return (stats["mean"], stats["std"]) if stats else None
-
-
-def aux_output_name(output, modality):
-    """Name of the auxiliary head that predicts `output` from `modality` alone."""
-    return f"{output}_from_{modality}"
 
 
 def heads(cfg):

@@ -8,11 +8,11 @@
 import tf_keras as keras
 
 from mmkeras.config import DROPOUT_LAYER, FUSION_LAYER, MODEL_NAME, PRESENCE_LAYER
-from mmkeras.data.pipeline import presence_key
 from mmkeras.encoders import build_encoder
 from mmkeras.fusion import FUSIONS, ModalityDropout
 from mmkeras.heads import build_heads
 from mmkeras.layers.tokens import AllTokens
+from mmkeras.names import presence_key
 
 
 def build_fusion(fusion_cfg, **kwargs):

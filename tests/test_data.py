@@ -10,7 +10,8 @@ import tensorflow as tf
 from conftest import CLASSES, tiny_config_dict, write_jsonl
 from mmkeras.config import config_from_dict
 from mmkeras.data.audio import load_audio
-from mmkeras.data.pipeline import make_dataset, presence_key
+from mmkeras.data.pipeline import make_dataset
+from mmkeras.names import presence_key
 from mmkeras.data.preprocessing import Preprocessing, load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.data.text import Tokenizer, learn_vocab

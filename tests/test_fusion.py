@@ -17,13 +17,13 @@ FUSION_ARGS = {
     "gated": {"dim": DIM, "dropout": 0.2},
     "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
     "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
-    "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
+    "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "max_cells": 4, "dropout": 0.2},
     "film": {"dim": DIM, "blocks": 2, "dropout": 0.2},
     "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
 TOKEN_FUSIONS = sorted(n for n in FUSION_ARGS if getattr(FUSIONS.get(n), "takes_tokens", False))
-# Per modality its tokens (N, width) and feature-map grid: a 4×4 map (pooled to 2×2 by the
-# relation fusion's max_objects), a padded word sequence, and an encoder whose one token
+# Per modality its tokens (N, width) and feature-map grid: a 4×4 map (pooled to 2×2 by
+# max_objects / max_cells), a padded word sequence, and an encoder whose one token
 # is its embedding (as `mmkeras.model.token_view` gives one).
 TOKENS = ((16, 6), (5, 7), (1, DIMS[2]))
 GRIDS = [(4, 4), None, None]

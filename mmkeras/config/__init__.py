@@ -26,6 +26,7 @@ from mmkeras.config.encoders import HubParams, default_encoder, encoder_choice, 
 from mmkeras.config.export import FORMATS, QUANTIZATIONS
 from mmkeras.config.fusion import DEFAULT_FUSION, FUSION, FUSION_PARAMS
 from mmkeras.errors import ConfigError, did_you_mean
+from mmkeras.names import derived_names
 
 # === Inputs (one dataclass per modality) ===
 
@@ -321,13 +322,7 @@ def config_from_dict(raw):
 
 def _derived_names(cfg):
     """Names mmkeras makes from the configured ones → what they name (model and export tensors, heads)."""
-    derived = dict(INTERNAL_NAMES)
-    for i in cfg.inputs:
-        derived[f"{i.name}_present"] = f"the presence flag of input '{i.name}'"
-        derived[f"{i.name}_features"] = f"the TFLite front-end output of input '{i.name}'"
-        for o in cfg.outputs:
-            derived[f"{o.name}_from_{i.name}"] = f"the auxiliary head of output '{o.name}' on input '{i.name}'"
-    return derived
+    return {**INTERNAL_NAMES, **derived_names([i.name for i in cfg.inputs], [o.name for o in cfg.outputs])}
 
 
 def _check_cross_references(cfg):

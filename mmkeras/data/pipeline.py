@@ -19,12 +19,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.names import presence_key
+
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def presence_key(name):
-    """Model input name of the presence flag for input `name`."""
-    return f"{name}_present"
 
 
 def _decoded_bytes(handlers, n):

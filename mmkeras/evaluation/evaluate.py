@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.console import progress
-from mmkeras.data.pipeline import presence_key
 from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
+from mmkeras.names import presence_key
 
 
 def ablation_variants(modalities):

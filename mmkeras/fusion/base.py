@@ -1,4 +1,6 @@
 """Shared by the fusion layers: argument checks, presence masking, masked softmax, dropout."""
+import math
+
 import tensorflow as tf
 import tf_keras as keras
 
@@ -113,6 +115,26 @@ class TokenFusionLayer(FusionLayer):
 
     def grid(self, i):
         return self.grids[i] if self.grids else None
+
+    def cell_pool(self, i, n, max_cells):
+        """k such that merging k×k cells brings modality `i`'s feature map (of `n` tokens) within
+        `max_cells`; 1 when its tokens are no feature map or already few enough."""
+        grid, k = self.grid(i), 1
+        if grid is not None and grid[0] * grid[1] == n:
+            while math.ceil(grid[0] / k) * math.ceil(grid[1] / k) > max_cells:
+                k += 1
+        return k
+
+    def merge_cells(self, i, tokens, mask, k):
+        """Average k×k cells of modality `i`'s feature map (their coordinates with them) → (tokens, mask)."""
+        if k == 1:
+            return tokens, mask
+        rows, cols = self.grid(i)
+        pool = lambda x: keras.backend.pool2d(tf.reshape(x, [-1, rows, cols, x.shape[-1]]), (k, k),  # noqa: E731
+                                              strides=(k, k), padding="same", pool_mode="avg")
+        cells, cell_mask = pool(tokens), pool(mask[:, :, None])
+        n = cells.shape[1] * cells.shape[2]
+        return tf.reshape(cells, [-1, n, tokens.shape[-1]]), tf.reshape(cell_mask, [-1, n])
 
     @staticmethod
     def pooled_width(input_shape):

@@ -24,17 +24,24 @@ class CrossAttentionFusion(TokenFusionLayer):
         dim: token width and width of the fused vector; divisible by `heads`.
         heads: attention heads per block.
         layers: number of Transformer blocks.
+        max_cells: a feature map of more cells (an image's, an audio CNN's) is average-pooled
+            down to at most this many first (cells merged k×k with their coordinates). Fewer
+            keys: int8 attention weights over ~100 keys are a few quantisation steps each
+            (measured on sort_of_clevr: int8 top-1 agreement 0.76 with 100 cells), and the
+            cost grows as the square of the tokens.
         dropout: dropout rate inside the blocks and on the fused vector.
 
     Example:
-        fused = CrossAttentionFusion(dim=64, heads=4, layers=2, dropout=0.1)(
+        fused = CrossAttentionFusion(dim=64, heads=4, layers=2, max_cells=25, dropout=0.1, grids=[(10, 10), None])(
             {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
     """
 
-    def __init__(self, dim, heads, layers, dropout, **kwargs):
+    def __init__(self, dim, heads, layers, max_cells, dropout, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("heads", heads)
         check_positive_int("layers", layers)
+        check_positive_int("max_cells", max_cells)
+        self.max_cells = max_cells
         if dim % heads:
             raise ValueError(f"`dim` must be divisible by `heads`. Received: dim={dim}, heads={heads}")
         self.heads = heads
@@ -47,6 +54,7 @@ class CrossAttentionFusion(TokenFusionLayer):
 
     def build(self, input_shape):
         shapes = token_shapes(input_shape)
+        self.pools = [self.cell_pool(i, n, self.max_cells) for i, (n, _) in enumerate(shapes)]
         self.projections = []
         for i, (_, width) in enumerate(shapes):
             projection = keras.layers.Dense(self.dim, name=f"projection_{i}", dtype=self.dtype_policy)
@@ -57,14 +65,15 @@ class CrossAttentionFusion(TokenFusionLayer):
         # Unit scale, like the projected tokens, for the shared int8 scale (see AttentionFusion).
         self.fusion_token = self.add_weight(name="fusion_token", shape=(1, 1, self.dim),
                                             initializer=keras.initializers.RandomNormal(stddev=1.0))
-        total = sum(n for n, _ in shapes) + 1
-        for block in self.blocks:
-            block.build((None, total, self.dim))
+        for block in self.blocks:  # its weights do not depend on the number of tokens
+            block.build((None, None, self.dim))
         self.output_norm.build((None, self.dim))
         self.head.build((None, self.dim + self.pooled_width(input_shape)))
         super().build(input_shape)
 
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        merged = [self.merge_cells(i, t, m, k) for i, (t, m, k) in enumerate(zip(tokens, masks, self.pools))]
+        tokens, masks = [t for t, _ in merged], [m for _, m in merged]
         projected = [p(t) + self.modality_embeddings[i] for i, (p, t) in enumerate(zip(self.projections, tokens))]
         fusion_token = self.fusion_token + tf.zeros_like(projected[0][:, :1])
         x = tf.concat([fusion_token, *projected], axis=1)
@@ -74,4 +83,4 @@ class CrossAttentionFusion(TokenFusionLayer):
         return self.head(tf.concat([self.output_norm(x[:, 0]), self.pooled(embeddings, presence)], axis=-1))
 
     def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "layers": self.layers}
+        return {**super().get_config(), "heads": self.heads, "layers": self.layers, "max_cells": self.max_cells}

@@ -1,7 +1,5 @@
 """`relation` fusion: a relation network over pairs of one modality's tokens, conditioned on the
 other modalities (Santoro et al. 2017)."""
-import math
-
 import tensorflow as tf
 import tf_keras as keras
 
@@ -45,12 +43,7 @@ class RelationFusion(TokenFusionLayer):
         shapes = token_shapes(input_shape)
         self.target = object_modality(input_shape)
         n, width = shapes[self.target]
-        grid = self.grid(self.target)
-        # Merge k×k cells, the smallest k that brings the map within max_objects.
-        self.pool = 1
-        if grid is not None and grid[0] * grid[1] == n:
-            while math.ceil(grid[0] / self.pool) * math.ceil(grid[1] / self.pool) > self.max_objects:
-                self.pool += 1
+        self.pool = self.cell_pool(self.target, n, self.max_objects)
         condition_width = self.condition_width(input_shape, self.target)
         policy = dict(dtype=self.dtype_policy)
         self.first_left = keras.layers.Dense(self.units, use_bias=False, name="g_left", **policy)
@@ -71,19 +64,9 @@ class RelationFusion(TokenFusionLayer):
         self.f_output.build((None, self.dim))
         super().build(input_shape)
 
-    def _objects(self, tokens, mask):
-        if self.pool == 1:
-            return tokens, mask
-        rows, cols = self.grid(self.target)
-        pool = lambda x: keras.backend.pool2d(tf.reshape(x, [-1, rows, cols, x.shape[-1]]), (self.pool,) * 2,  # noqa: E731
-                                              strides=(self.pool,) * 2, padding="same", pool_mode="avg")
-        cells, cell_mask = pool(tokens), pool(mask[:, :, None])
-        n = cells.shape[1] * cells.shape[2]
-        return tf.reshape(cells, [-1, n, tokens.shape[-1]]), tf.reshape(cell_mask, [-1, n])
-
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
         condition = self.condition(embeddings, presence, self.target)
-        objects, mask = self._objects(tokens[self.target], masks[self.target])
+        objects, mask = self.merge_cells(self.target, tokens[self.target], masks[self.target], self.pool)
         left, right = self.first_left(objects), self.first_right(objects)  # [B, N, units]
         q = self.first_condition(condition)  # [B, units]
         pairs = tf.nn.relu(left[:, :, None] + right[:, None] + q[:, None, None])  # [B, N, N, units]
