@@ -11,13 +11,19 @@ from bench.quality import harness
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_suite_trains_a_small_set_and_tabulates_it(tmp_path):
+def run_small_suite(tmp_path, name, *args):
+    """bench/quality.py on the small version of set `name`, mmkeras only, one epoch → (out, data) folders."""
     out, data = tmp_path / "out", tmp_path / "data"
-    command = [sys.executable, str(ROOT / "bench/quality.py"), "--sets", "demo", "--small", "--peer", "none",
-               "--no-single", "--epochs", "1", "--out", str(out), "--data", str(data),
-               "--mm-set", "inputs.{audio}.encoder.normalize=utterance", "--tag", "smoke"]
+    command = [sys.executable, str(ROOT / "bench/quality.py"), "--sets", name, "--small", "--peer", "none",
+               "--no-single", "--epochs", "1", "--out", str(out), "--data", str(data), *args]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return out, data
+
+
+def test_suite_trains_a_small_set_and_tabulates_it(tmp_path):
+    out, data = run_small_suite(tmp_path, "demo", "--mm-set", "inputs.{audio}.encoder.normalize=utterance",
+                                "--tag", "smoke")
 
     (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert (row["set"], row["variant"], row["tool"], row["returncode"]) == ("demo", "all", "mmkeras", 0)
@@ -65,12 +71,7 @@ def test_seeds_are_averaged_and_a_rerun_of_a_seed_replaces_it():
 
 
 def test_vqa_set_builds_trains_a_token_fusion_and_tabulates_per_question_type(tmp_path):
-    out, data = tmp_path / "out", tmp_path / "data"
-    command = [sys.executable, str(ROOT / "bench/quality.py"), "--sets", "sort_of_clevr", "--small", "--peer", "none",
-               "--no-single", "--epochs", "1", "--out", str(out), "--data", str(data),
-               "--mm-set", "fusion.type=relation", "--tag", "rn"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out, data = run_small_suite(tmp_path, "sort_of_clevr", "--mm-set", "fusion.type=relation", "--tag", "rn")
 
     (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert set(row["groups"]) == {"qtype", "relational"}
