@@ -58,6 +58,7 @@ class RunDir:
         """Refuse an unusable path, a run another process is writing, or a finished run unless
         `overwrite`, touching nothing; → whether it is finished."""
         self._check_location()
+        self.check_contained()
         if os.path.isdir(self.path):
             with _directory_lock(self.path):
                 pass  # another train.py into the same directory answers now, not after validation
@@ -105,6 +106,18 @@ class RunDir:
                             f"run the same config to resume it, or delete {self.path} (or use another --output) "
                             "to start over")
 
+    def check_contained(self):
+        """Refuse a run directory whose files or folders (config.yaml, export/, logs/, ...) are
+        symlinks leading out of it: every write must land under the directory the user gave.
+        The run directory itself may be a symlink; what is inside it may not escape it."""
+        root = os.path.realpath(self.path)
+        export_parts = [os.path.join(self.export, p) for p in os.listdir(self.export)] if os.path.isdir(self.export) else []
+        for path in [getattr(self, name) for name in LAYOUT] + export_parts:
+            target = os.path.realpath(path)
+            if os.path.lexists(path) and os.path.commonpath([root, target]) != root:
+                raise UserError(f"{path}: leads out of the run directory (to {target}); "
+                                "mmkeras writes only inside the run directory")
+
     def _check_location(self):
         """The directory can be created and written: not a file, under directories, names the file system takes."""
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -151,6 +164,7 @@ def load_run(path):
     run = RunDir(path)
     if not os.path.isdir(run.path):
         raise UserError(f"{run.path}: no such run directory")
+    run.check_contained()
     if not os.path.exists(run.model):
         raise UserError(f"{run.path}: no trained model (model.keras) — train first with train.py")
     if not os.path.exists(run.config):

@@ -175,3 +175,29 @@ def test_a_damaged_run_is_one_line_naming_the_file(tiny_run, tmp_path, damage, m
     assert len(lines) == 1, proc.stderr
     line = lines[0]
     assert line.startswith(f"error: {run}/{message}"), line
+
+
+def test_a_symlink_out_of_the_run_directory_is_refused(tiny_run, tmp_path):
+    """Every write stays under the run directory: the directory may be a symlink, what is inside may not leave it."""
+    import shutil
+
+    from mmkeras.errors import UserError
+    from mmkeras.run_dir import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
+    (tmp_path / "linked").symlink_to(run, target_is_directory=True)
+    RunDir(str(tmp_path / "linked")).check_contained()  # a symlinked run directory is the user's choice
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "export").symlink_to(elsewhere, target_is_directory=True)
+    proc = export(str(run), "--quantize", "float32")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip() == (f"error: {run}/export: leads out of the run directory (to {elsewhere}); "
+                                   "mmkeras writes only inside the run directory")
+    assert not os.listdir(elsewhere)
+    (run / "export").unlink()
+    (run / "export").mkdir()
+    (run / "export" / "tflite").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UserError, match="tflite: leads out of the run directory"):
+        RunDir(str(run)).check()
