@@ -112,7 +112,7 @@ class CrossAttentionParams(FusionParams):
         layers: number of Transformer blocks.
         max_cells: the most cells of a feature map attended to; a larger map (an image's,
             an audio CNN's) is average-pooled down to it first (int8 keeps attention weights
-            over a few dozen keys; ~100 lost 24 points of top-1 agreement on sort_of_clevr).
+            over a few dozen keys: on sort_of_clevr int8 top-1 agreement 0.76 over 100 cells, 0.83 over 25).
 
     Example:
         fusion: {type: cross_attention, dim: 64, heads: 4, layers: 2, max_cells: 25}

@@ -27,7 +27,7 @@ class CrossAttentionFusion(TokenFusionLayer):
         max_cells: a feature map of more cells (an image's, an audio CNN's) is average-pooled
             down to at most this many first (cells merged k×k with their coordinates). Fewer
             keys: int8 attention weights over ~100 keys are a few quantisation steps each
-            (measured on sort_of_clevr: int8 top-1 agreement 0.76 with 100 cells), and the
+            (measured on sort_of_clevr: int8 top-1 agreement 0.76 over 100 cells, 0.83 over 25), and the
             cost grows as the square of the tokens.
         dropout: dropout rate inside the blocks and on the fused vector.
 
