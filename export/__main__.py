@@ -108,9 +108,13 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             model_bytes = convert(tensor_model, config)
             details = inspect_tflite(model_bytes, config)  # refuses Flex and custom ops before saving
             path = save_tflite(ctx, export_dir, name, model_bytes)
-            runner = TFLitePipeline(LiteRTRunner(model_bytes), frontends)
+            lite = LiteRTRunner(model_bytes)
+            if lite.xnnpack_refused:
+                step(f"  {name}: LiteRT's XNNPACK delegate refused it ({lite.xnnpack_refused}); "
+                     "timed and verified on the built-in kernels")
+            runner = TFLitePipeline(lite, frontends)
             results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
-                             "path": os.path.relpath(path, export_dir)}
+                             "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir)}
             _print_result(results[name])
     return frontend_results
 

@@ -119,6 +119,9 @@ def _notes(results):
              "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread, "
              "end to end (front-ends included); model ms: the variant's file alone, fed the front-ends' features."]
     for name, result in results.items():
+        if result.get("xnnpack") is False:
+            notes.append(f"- {name}: LiteRT's XNNPACK delegate refused this model; its latency is the built-in "
+                         "kernels' (a device runs it the same way unless its delegate takes it)")
         for warning in (result.get("gpu") or {}).get("warnings", []):
             notes.append(f"- {name} GPU: {warning}")
     return notes

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from export.context import apply_frontends
 from export.saved_model import keras_output
@@ -60,6 +60,19 @@ class LiteRTRunner:
                 content = f.read()
         self.size_bytes = len(content)
         self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        # LiteRT applies its default XNNPACK delegate when tensors are allocated. XNNPACK refuses
+        # some valid int8 nodes (measured: a relation fusion's broadcast ADD whose input scales
+        # it does not take), failing the whole model; the built-in kernels still run it, as on
+        # a device without XNNPACK. The refusal is kept for the report.
+        self.xnnpack_refused = None
+        try:
+            self.interpreter.allocate_tensors()
+        except RuntimeError as e:
+            if "XNNPACK" not in str(e):
+                raise
+            self.xnnpack_refused = str(e).strip().splitlines()[0]
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self._signature = self.interpreter.get_signature_runner()
         self.input_details = self._signature.get_input_details()
         self.output_details = self._signature.get_output_details()
