@@ -33,7 +33,7 @@ def main(args):
     print(f"strategy: {type(strategy).__name__}, {worker.replicas} replica(s) in {worker.workers} worker(s), "
           f"batch {worker.per_replica_batch(cfg.training.batch_size)} per replica, precision {policy}")
     shared = RunDir(args.output or f"runs/{cfg.name}")
-    shared.check(overwrite=args.overwrite)
+    shared.check(overwrite=args.overwrite, is_chief=worker.is_chief)
     # Every record validated before the run directory is touched: with --overwrite, a data
     # error must not cost the previous run. Bad ones are skipped and listed, or an error.
     log = BadRecordLog(cfg.data.on_bad_record)

@@ -54,14 +54,17 @@ class RunDir:
         # Shared by all workers: BackupAndRestore itself keeps non-chief writes out of it.
         return os.path.join(self.chief.path, LAYOUT["backup"])
 
-    def check(self, overwrite=False):
+    def check(self, overwrite=False, is_chief=True):
         """Refuse an unusable path, a run another process is writing, or a finished run unless
-        `overwrite`, touching nothing; → whether it is finished."""
+        `overwrite`, touching nothing; → whether it is finished.
+
+        Only the chief asks for the lock: in multi-worker training the other workers share the
+        directory with it (they write nothing there) and may get here after it took the lock.
+        """
         self._check_location()
         self.check_contained()
-        if os.path.isdir(self.path):
-            with _directory_lock(self.path):
-                pass  # another train.py into the same directory answers now, not after validation
+        if is_chief and os.path.isdir(self.path):
+            os.close(_lock_directory(self.path))  # another train.py answers now, not after validation
         finished = os.path.exists(self.model)
         if finished and not overwrite:
             raise UserError(f"{self.path} already holds a trained run (model.keras); "
@@ -75,15 +78,14 @@ class RunDir:
         Returns True when an interrupted run's backup will be resumed (`config`, the new run's
         resolved config as a plain dict, must then be the interrupted run's: `check_resume`).
         """
-        finished = self.check(overwrite)
+        finished = self.check(overwrite, is_chief)
         resuming = not finished and os.path.isdir(self.backup) and bool(os.listdir(self.backup))
         if resuming and config is not None:
             self.check_resume(config)
         if is_chief:
             os.makedirs(self.path, exist_ok=True)
             # Held until the process exits: a second train.py into this directory stops with one line.
-            self._lock = _directory_lock(self.path)
-            self._lock.__enter__()
+            self._lock_fd = _lock_directory(self.path)
             if finished:  # the contents only: the directory (and so the lock) stays
                 for entry in os.scandir(self.path):
                     shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.remove(entry.path)
@@ -187,21 +189,19 @@ def load_run(path):
     return run, cfg, prep, model
 
 
-@contextlib.contextmanager
-def _directory_lock(path):
-    """An exclusive flock on the directory itself (no lock file to leave behind); UserError if held."""
+def _lock_directory(path):
+    """An exclusive flock on the directory itself (no lock file to leave behind) → its open fd, which
+    holds the lock until closed; UserError if another process holds it."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            raise UserError(f"{path}: another train.py is writing this run directory; wait for it to finish "
-                            "or train into another --output") from None
-        yield
-    finally:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
         os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise
+        raise UserError(f"{path}: another train.py is writing this run directory; wait for it to finish "
+                        "or train into another --output") from None
+    return fd
 
 
 def _plain(value):

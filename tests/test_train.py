@@ -223,3 +223,17 @@ def test_output_that_cannot_be_a_run_directory_is_refused_before_any_work(tmp_pa
         with pytest.raises(UserError, match=message):
             RunDir(path).check()
     assert sorted(os.listdir(tmp_path)) == ["afile"]  # nothing created, no probe left behind
+
+
+def test_only_the_chief_takes_the_run_directory_lock(tmp_path):
+    """Other workers share the chief's directory: reaching their check after the chief locked it is no error."""
+    from mmkeras.errors import UserError
+    from mmkeras.run_dir import RunDir
+
+    chief = RunDir(str(tmp_path / "run"))
+    chief.prepare(is_chief=True)
+    assert RunDir(chief.path).prepare(is_chief=False) is False  # a worker of the same run
+    with pytest.raises(UserError, match="another train.py is writing this run directory"):
+        RunDir(chief.path).check()  # a second chief
+    os.close(chief._lock_fd)
+    RunDir(chief.path).check()
