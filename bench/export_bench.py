@@ -22,7 +22,7 @@ from export.tflite import _FLOAT_TYPES, _TENSOR_TYPES  # the flatbuffer's type n
 from mmkeras.names import features_key
 from export.saved_model import save_tensor_model
 from export.tflite import convert, quantization_config, representative_dataset
-from export.verify import LiteRTRunner, TFLitePipeline
+from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
 
 def variant_path(ctx, report, variant):

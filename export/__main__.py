@@ -29,9 +29,10 @@ def main(args):
 
     from export.context import ExportContext
     from export.report import write_report
-    from export.saved_model import raw_example, save_serving_model
+    from export.saved_model import save_serving_model
     from export.tflite import QUANTIZATIONS
-    from export.verify import SavedModelRunner, verify_variant
+    from export.verify import verify_variant
+    from mmkeras.runtime import SavedModelRunner, raw_example
 
     step(f"loading {args.run_dir}")
     ctx = ExportContext(args.run_dir)
@@ -55,12 +56,12 @@ def main(args):
 
     if "saved_model" in formats:
         validation = ctx.split("validation")
-        warmup = [raw_example(ctx, validation, i) for i in range(min(WARMUP_RECORDS, len(validation)))]
+        warmup = [raw_example(ctx.prep.handlers, validation, i) for i in range(min(WARMUP_RECORDS, len(validation)))]
         path = save_serving_model(ctx, export_dir, warmup)
         step(f"saved_model: wrote {path}")
         test = ctx.split(eval_split)
-        raw_samples = [(raw_example(ctx, test, i), targets) for i, (_, targets) in enumerate(samples)]
-        results["saved_model"] = verify_variant(SavedModelRunner(path, ctx), raw_samples, keras_outputs, ctx,
+        raw_samples = [(raw_example(ctx.prep.handlers, test, i), targets) for i, (_, targets) in enumerate(samples)]
+        results["saved_model"] = verify_variant(SavedModelRunner(path, ctx.cfg.outputs), raw_samples, keras_outputs, ctx,
                                                 "saved_model")
         results["saved_model"]["path"] = os.path.relpath(path, export_dir)
         _print_result(results["saved_model"])
@@ -82,7 +83,8 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     from export.saved_model import save_tensor_model
     from export.tflite import (convert, inspect_tflite, quantization_config, representative_dataset,
                                save_frontend, save_tflite, signature_input_names)
-    from export.verify import LiteRTRunner, TFLitePipeline, verify_frontend, verify_variant
+    from export.verify import verify_frontend, verify_variant
+    from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
     float32 = quantization_config("float32")
     frontends, frontend_results = {}, {}

@@ -15,20 +15,7 @@ from mmkeras.errors import UserError
 from mmkeras.heads import head_targets
 from mmkeras.names import features_key
 from mmkeras.run_dir import load_run
-
-
-def apply_frontends(inputs, frontends):
-    """Model inputs → the TFLite variants' inputs: each front-end's output in place of its raw input.
-
-    Args:
-        inputs: one batch of model inputs, name → array.
-        frontends: input name → callable `{name: raw}` → `{<name>_features: features}` (the Keras
-            front-end models, or their LiteRT runners).
-    """
-    feed = dict(inputs)
-    for name, frontend in frontends.items():
-        feed.update({k: np.asarray(v) for k, v in frontend({name: feed.pop(name)}).items()})
-    return feed
+from mmkeras.runtime import apply_frontends
 
 
 def input_specs(model):

@@ -7,14 +7,13 @@ a model. Warmup requests (real validation records) go to
 assets.extra/tf_serving_warmup_requests.
 """
 import os
-import re
 
-import numpy as np
 import tensorflow as tf
 
 from export.context import input_specs
 from mmkeras.io import atomic_path
-from mmkeras.names import presence_key
+from mmkeras.run_dir import ExportDir
+from mmkeras.names import label_key, presence_key, probabilities_key
 
 
 def save_tensor_model(model, path, batch_size=1):
@@ -42,21 +41,14 @@ def save_tensor_model(model, path, batch_size=1):
 
 def _category_outputs(name, probs, labels):
     top = tf.gather(labels, tf.argmax(probs, axis=-1))
-    return {f"{name}_probabilities": probs, f"{name}_label": top}
+    return {probabilities_key(name): probs, label_key(name): top}
 
 
 SERVING_OUTPUTS = {
     "category": _category_outputs,
-    "multilabel": lambda name, probs, labels: {f"{name}_probabilities": probs},
+    "multilabel": lambda name, probs, labels: {probabilities_key(name): probs},
     "numeric": lambda name, value, labels: {name: value[:, 0]},
 }
-
-
-def keras_output(out, served):
-    """The served tensor matching the Keras model's output `out` (probabilities, or [B, 1] values)."""
-    if out.type == "numeric":
-        return tf.reshape(served[out.name], [-1, 1])
-    return served[f"{out.name}_probabilities"]
 
 
 def raw_signature(ctx):
@@ -96,18 +88,6 @@ class ServingModule(tf.Module):
         return result
 
 
-def raw_example(ctx, split, index):
-    """One record of a split as raw serving inputs, batch 1 (file bytes, text, waveform, numbers)."""
-    raw = {}
-    for h in ctx.prep.handlers:
-        present = split.presence[h.name][index] > 0
-        value = h.raw_example(split.values[h.name][index] if present else None)
-        raw[h.name] = np.expand_dims(np.asarray(value, dtype=object if h.raw_dtype == tf.string else np.float32), 0)
-        if h.cfg.optional:
-            raw[presence_key(h.name)] = np.array([1.0 if present else 0.0], np.float32)
-    return raw
-
-
 def write_warmup(path, model_name, examples):
     """TF Serving warmup: PredictionLog records (tensorflow-serving-api protos) in a TFRecord file."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
@@ -124,15 +104,10 @@ def write_warmup(path, model_name, examples):
             writer.write(log.SerializeToString())
 
 
-def next_version(base):
-    versions = [int(d) for d in os.listdir(base) if re.fullmatch(r"\d+", d)] if os.path.isdir(base) else []
-    return max(versions, default=0) + 1
-
-
 def save_serving_model(ctx, export_dir, warmup_examples):
     """Write the next version of the TF Serving model; returns its folder."""
-    base = os.path.join(export_dir, "saved_model", ctx.cfg.name)
-    final = os.path.join(base, str(next_version(base)))
+    paths = ExportDir(export_dir, ctx.cfg.name)
+    final = os.path.join(paths.saved_model, str(max(paths.saved_model_versions(), default=0) + 1))
     # The temporary sibling ("3.tmp-<pid>") is not all digits, so TF Serving never loads it.
     with atomic_path(final) as tmp:
         module = ServingModule(ctx)

@@ -28,7 +28,8 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
-from export.verify import LiteRTRunner
+from mmkeras.run_dir import ExportDir
+from mmkeras.runtime import LiteRTRunner
 from mmkeras.data.text import PAD, UNK
 from mmkeras.errors import UserError
 from mmkeras.io import atomic_path, atomic_write_json
@@ -346,7 +347,7 @@ def frontend_metadata(ctx, name):
     # Derived sizes (e.g. frame_length, fft_length) too, so a native front-end can be matched exactly.
     computes.update({k: getattr(layer, k) for k in ("frame_length", "frame_step", "fft_length") if hasattr(layer, k)})
     shape, dtype = ctx.input_specs[name]
-    return {"file": os.path.basename(frontend_path(ctx.run.export, ctx.cfg.name, name)),
+    return {"file": os.path.basename(ExportDir(ctx.run.export, ctx.cfg.name).frontend(name)),
             "quantization": "float32 (shared by every variant)", "layer": type(layer).__name__,
             "input": {"name": name, "shape": [1, *shape], "dtype": dtype},
             "output": features_key(name), "computes": computes}
@@ -387,17 +388,6 @@ def metadata(ctx, config_name, tflite_bytes):
     }
 
 
-def tflite_paths(export_dir, model_name, config_name):
-    """(model path, metadata path): `<export_dir>/tflite/<name>_<quant>.tflite` and `.json` beside it."""
-    stem = os.path.join(export_dir, "tflite", f"{model_name}_{config_name}")
-    return f"{stem}.tflite", f"{stem}.json"
-
-
-def frontend_path(export_dir, model_name, input_name):
-    """`<export_dir>/tflite/<name>_<input>_frontend.tflite`."""
-    return tflite_paths(export_dir, model_name, f"{input_name}_frontend")[0]
-
-
 def _write_bytes(path, content):
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(content)
@@ -406,7 +396,8 @@ def _write_bytes(path, content):
 
 def save_tflite(ctx, export_dir, config_name, tflite_bytes):
     """Write the .tflite and its metadata JSON atomically; returns the .tflite path."""
-    model_path, meta_path = tflite_paths(export_dir, ctx.cfg.name, config_name)
+    paths = ExportDir(export_dir, ctx.cfg.name)
+    model_path, meta_path = paths.tflite(config_name), paths.tflite_metadata(config_name)
     _write_bytes(model_path, tflite_bytes)
     atomic_write_json(meta_path, metadata(ctx, config_name, tflite_bytes))
     return model_path
@@ -414,5 +405,5 @@ def save_tflite(ctx, export_dir, config_name, tflite_bytes):
 
 def save_frontend(ctx, export_dir, input_name, tflite_bytes):
     """Write one input's front-end model atomically (described in every variant's metadata); returns its path."""
-    return _write_bytes(frontend_path(export_dir, ctx.cfg.name, input_name), tflite_bytes)
+    return _write_bytes(ExportDir(export_dir, ctx.cfg.name).frontend(input_name), tflite_bytes)
 

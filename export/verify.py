@@ -10,21 +10,15 @@ Example:
     result = verify_variant(TFLitePipeline(LiteRTRunner(tflite_bytes), frontends), samples, keras_outputs,
                             ctx, "float32")
 """
-import os
 import statistics
 import time
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops the serving graph uses)
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-from export.context import apply_frontends
-from export.saved_model import keras_output
 
 from mmkeras.errors import UserError
 from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
 from mmkeras.names import features_key
+from mmkeras.runtime import TFLitePipeline
 
 # Largest |variant - Keras| output difference allowed. Only the float variants are gated:
 # quantised ones trade exactness for size, so their differences are reported instead.
@@ -35,121 +29,6 @@ FRONTEND_PARITY_LIMIT = 1e-3
 
 class ParityError(UserError):
     """An exported variant's outputs differ from the Keras model's beyond its limit."""
-
-
-class LiteRTRunner:
-    """A TFLite model's `serving_default` signature, called with float inputs → float outputs.
-
-    int8 input tensors are quantised and int8 outputs dequantised with the tensors'
-    own scale and zero point, so callers compare every variant on the same scale.
-
-    Args:
-        model: path to a .tflite file, or its bytes.
-        num_threads: interpreter threads (1 = what a phone's background thread gets).
-
-    Example:
-        runner = LiteRTRunner("runs/demo/export/tflite/demo_int8.tflite")
-        runner(inputs)  # {"label": float32 probabilities [1, K]}
-    """
-
-    def __init__(self, model, num_threads=1):
-        if isinstance(model, (bytes, bytearray)):
-            content = bytes(model)
-        else:
-            with open(model, "rb") as f:
-                content = f.read()
-        self.size_bytes = len(content)
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        # LiteRT applies its default XNNPACK delegate when tensors are allocated. XNNPACK refuses
-        # some valid int8 nodes (measured: a relation fusion's broadcast ADD whose input scales
-        # it does not take), failing the whole model; the built-in kernels still run it, as on
-        # a device without XNNPACK. The refusal is kept for the report.
-        self.xnnpack_refused = None
-        try:
-            self.interpreter.allocate_tensors()
-        except RuntimeError as e:
-            if "XNNPACK" not in str(e):
-                raise
-            self.xnnpack_refused = str(e).strip().splitlines()[0]
-            self.interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        self._signature = self.interpreter.get_signature_runner()
-        self.input_details = self._signature.get_input_details()
-        self.output_details = self._signature.get_output_details()
-
-    def __call__(self, inputs):
-        feed = {name: quantize(inputs[name], detail) for name, detail in self.input_details.items()}
-        raw = self._signature(**feed)
-        return {name: dequantize(value, self.output_details[name]) for name, value in raw.items()}
-
-    def describe(self):
-        """{"inputs": {name: tensor_info}, "outputs": {...}} for metadata and tests."""
-        return {"inputs": {n: tensor_info(d) for n, d in self.input_details.items()},
-                "outputs": {n: tensor_info(d) for n, d in self.output_details.items()}}
-
-
-class TFLitePipeline:
-    """A TFLite variant as an app runs it: each input's float front-end model, then the variant.
-
-    Called with the Keras model's inputs (waveforms, pixels, ...) → {output: float array}.
-
-    Args:
-        model: the variant's LiteRTRunner (inputs `<name>_features` for front-end inputs).
-        frontends: input name → LiteRTRunner of its front-end model (output `<name>_features`).
-
-    Attributes:
-        size_bytes: the variant's file alone; the front-ends are shared by every variant and reported once.
-    """
-
-    def __init__(self, model, frontends):
-        self.model, self.frontends = model, frontends
-        self.size_bytes = model.size_bytes
-
-    def features(self, inputs):
-        """Model inputs → the variant's inputs (front-end outputs in place of their raw inputs)."""
-        return apply_frontends(inputs, self.frontends)
-
-    def __call__(self, inputs):
-        return self.model(self.features(inputs))
-
-
-def _quantization(detail):
-    """(scale, zero_point), or None for a tensor that is not quantised (scale 0)."""
-    scale, zero_point = detail["quantization"]
-    return (float(scale), int(zero_point)) if scale else None
-
-
-def tensor_info(detail):
-    """Shape, dtype and (for quantised tensors) scale and zero point of one signature tensor."""
-    info = {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name}
-    params = _quantization(detail)
-    if params:
-        scale, zero_point = params
-        limits = np.iinfo(info["dtype"])
-        # Floats outside the calibrated range clip: apps should know where that starts.
-        info["quantization"] = {"scale": scale, "zero_point": zero_point,
-                                "float_range": [(limits.min - zero_point) * scale, (limits.max - zero_point) * scale]}
-    return info
-
-
-def quantize(x, detail):
-    """A float array → the tensor's dtype, through its scale and zero point when quantised."""
-    dtype, params = np.dtype(detail["dtype"]), _quantization(detail)
-    x = np.asarray(x)
-    if params is None:
-        return x.astype(dtype)
-    scale, zero_point = params
-    limits = np.iinfo(dtype)
-    return np.clip(np.round(x / scale) + zero_point, limits.min, limits.max).astype(dtype)
-
-
-def dequantize(q, detail):
-    """A tensor's value → float32 (quantised tensors through their scale and zero point)."""
-    params = _quantization(detail)
-    if params is None:
-        return np.asarray(q, np.float32)
-    scale, zero_point = params
-    return ((np.asarray(q, np.float32) - zero_point) * scale).astype(np.float32)
 
 
 def primary_metric(out, y_true, y_pred, labels):
@@ -245,21 +124,3 @@ def check_parity(result):
     if limit is not None and not result["max_abs_diff"] <= limit:  # `not <=` also catches NaN
         raise ParityError(f"{result['variant']} export differs from the Keras model by "
                           f"{result['max_abs_diff']:.1e} (limit {limit:.0e})")
-
-
-class SavedModelRunner:
-    """The TF Serving SavedModel's raw-input signature, returning outputs as the Keras model names them.
-
-    Args:
-        path: a SavedModel version folder written by `save_serving_model`.
-        ctx: the run's ExportContext (output names and types).
-    """
-
-    def __init__(self, path, ctx):
-        self.signature = tf.saved_model.load(path).signatures["serving_default"]
-        self.outputs = ctx.cfg.outputs
-        self.size_bytes = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
-
-    def __call__(self, raw):
-        served = self.signature(**{k: tf.constant(v) for k, v in raw.items()})
-        return {o.name: np.asarray(keras_output(o, served)) for o in self.outputs}

@@ -33,3 +33,13 @@ def derived_names(inputs, outputs):
         for o in outputs:
             derived[aux_output_name(o, i)] = f"the auxiliary head of output '{o}' on input '{i}'"
     return derived
+
+
+def probabilities_key(output):
+    """TF Serving output holding a category or multilabel output's probabilities."""
+    return f"{output}_probabilities"
+
+
+def label_key(output):
+    """TF Serving output holding a category output's most probable label (a string)."""
+    return f"{output}_label"

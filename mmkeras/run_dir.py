@@ -234,3 +234,48 @@ LAYOUT = {
     "export": "export",
     "cache": "cache",  # data.cache: disk, while training runs
 }
+
+
+class ExportDir:
+    """Paths inside RUN_DIR/export for one model name (a user contract: TF Serving and apps read them).
+
+    Example:
+        ExportDir("runs/demo/export", "demo").tflite("int8")  # runs/demo/export/tflite/demo_int8.tflite
+    """
+
+    def __init__(self, path, model_name):
+        self.path, self.model_name = os.path.abspath(path), model_name
+
+    @property
+    def saved_model(self):
+        """The TF Serving model folder; its versions are integer-named subfolders."""
+        return os.path.join(self.path, "saved_model", self.model_name)
+
+    def saved_model_versions(self):
+        """Finished SavedModel versions, ascending (a temporary `3.tmp-<pid>` is not one)."""
+        base = self.saved_model
+        names = os.listdir(base) if os.path.isdir(base) else []
+        return sorted(int(d) for d in names if d.isdigit() and os.path.isdir(os.path.join(base, d)))
+
+    def _tflite_stem(self, variant):
+        return os.path.join(self.path, "tflite", f"{self.model_name}_{variant}")
+
+    def tflite(self, variant):
+        """`tflite/<name>_<variant>.tflite`."""
+        return f"{self._tflite_stem(variant)}.tflite"
+
+    def tflite_metadata(self, variant):
+        """`tflite/<name>_<variant>.json`: what an app needs, beside the model."""
+        return f"{self._tflite_stem(variant)}.json"
+
+    def frontend(self, input_name):
+        """`tflite/<name>_<input>_frontend.tflite`: an input's float front-end, shared by every variant."""
+        return self.tflite(f"{input_name}_frontend")
+
+    def tflite_variants(self):
+        """The variants exported so far (those with a metadata file beside their model), sorted."""
+        folder, prefix = os.path.join(self.path, "tflite"), f"{self.model_name}_"
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        return sorted(n[len(prefix):-len(".json")] for n in names if n.startswith(prefix) and n.endswith(".json")
+                      and os.path.exists(os.path.join(folder, n[:-len(".json")] + ".tflite")))
+

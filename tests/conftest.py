@@ -110,3 +110,16 @@ def tiny_run(tiny_data, tmp_path_factory):
                           capture_output=True, text=True, cwd=repo)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return str(tmp / "run")
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run):
+    """`tiny_run`'s export folder after `python -m export RUN --quantize float32` (SavedModel + float32 TFLite)."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "export", tiny_run, "--quantize", "float32"],
+                          capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return os.path.join(tiny_run, "export")

@@ -15,13 +15,6 @@ def export(run_dir, *args):
     return subprocess.run([sys.executable, "-m", "export", run_dir, *args], capture_output=True, text=True, cwd=REPO)
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_run):
-    proc = export(tiny_run, "--quantize", "float32")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return os.path.join(tiny_run, "export")
-
-
 def test_layout_and_report(exported):
     version = os.path.join(exported, "saved_model", "tiny", "1")
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
@@ -70,7 +63,7 @@ def test_raw_signature_predicts_and_accepts_absent_optional_modality(exported, t
 
 
 def test_tflite_accepts_absent_modality_through_presence_flag(exported):
-    from export.verify import LiteRTRunner
+    from mmkeras.runtime import LiteRTRunner
 
     runner = LiteRTRunner(os.path.join(exported, "tflite", "tiny_float32.tflite"))
     meta = json.load(open(os.path.join(exported, "tflite", "tiny_float32.json")))

@@ -17,7 +17,8 @@ from export import tflite
 from export.context import ExportContext
 from export.report import write_report
 from export.saved_model import save_tensor_model
-from export.verify import LiteRTRunner, ParityError, TFLitePipeline, verify_frontend, verify_variant
+from export.verify import ParityError, verify_frontend, verify_variant
+from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 from mmkeras.errors import ConfigError, UserError
 
 VARIANTS = ["float32", "dynamic", "float16", "int8"]

@@ -6,6 +6,7 @@ written to RUN_DIR/bad_records.jsonl as {manifest, line, column, value, reason} 
 or, with `on_bad_record: error`, stops the run with one line naming it.
 """
 import dataclasses
+import itertools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,8 @@ def _parse_record(record, folder, handlers, outputs, known_labels):
 
 # Validation reads and decodes files (PIL and libsndfile release the GIL): threads overlap the I/O.
 VALIDATION_THREADS = 8
+# Rows read ahead of validation: bounds memory on a manifest of any length.
+VALIDATION_CHUNK = 4096
 
 
 # The group of a record whose group_by column is missing, null or empty.
@@ -121,34 +124,56 @@ def _group_value(record, column):
     return MISSING_GROUP if value is None or value == "" else str(value)
 
 
-def load_split(manifest, handlers, outputs, log, known_labels=None, group_columns=()):
-    """Read and validate one manifest; bad records go to `log`; `group_columns` are kept as strings."""
+def validate_records(manifest, handlers, outputs, log, known_labels=None, chunk_size=VALIDATION_CHUNK):
+    """Read and validate a manifest in chunks; bad records go to `log`.
+
+    Yields, per chunk of `chunk_size` rows in manifest order, the list of its valid rows as
+    (line, record, parsed row). Only one chunk is read ahead, so a manifest of any length
+    streams (ThreadPoolExecutor.map would otherwise read the whole file at once).
+    """
     manifest = os.path.abspath(manifest)
     folder = os.path.dirname(manifest)
+    rows = read_manifest(manifest)
+    pool = ThreadPoolExecutor(VALIDATION_THREADS)
+    try:
+        while chunk := list(itertools.islice(rows, chunk_size)):
+            valid = []
+            # map() yields in manifest order, so `error` mode names the first bad line.
+            parsed = pool.map(lambda item: _parse_record(item[1], folder, handlers, outputs, known_labels), chunk)
+            for (line, record), (row, problem) in zip(chunk, parsed):
+                if problem:
+                    log.add(manifest, line, *problem)
+                else:
+                    valid.append((line, record, row))
+            yield valid
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an `error`, don't validate the rest
+
+
+def split_from_rows(manifest, rows, handlers, outputs, group_columns=()):
+    """Valid rows from `validate_records` → a Split; `group_columns` are kept as strings."""
     values = {h.name: [] for h in handlers}
     presence = {h.name: [] for h in handlers}
     labels = {o.name: [] for o in outputs}
     lines, groups = [], {c: [] for c in group_columns}
-    pool = ThreadPoolExecutor(VALIDATION_THREADS)
-    try:
-        # map() yields in manifest order, so `error` mode names the first bad line.
-        parsed = pool.map(lambda item: (item[0], item[1], *_parse_record(item[1], folder, handlers, outputs,
-                                                                          known_labels)),
-                          read_manifest(manifest))
-        for line, record, row, problem in progress(parsed, f"validating {os.path.basename(manifest)}"):
-            if problem:
-                log.add(manifest, line, *problem)
-                continue
-            _append(row, handlers, outputs, values, presence, labels)
-            lines.append(line)
-            for column, kept in groups.items():
-                kept.append(_group_value(record, column))
-    finally:
-        pool.shutdown(cancel_futures=True)  # after an `error`, don't validate the rest
-    if not lines:
-        raise DataError(f"{manifest}: no valid records ({log.count(manifest)} bad; see bad_records.jsonl)")
-    presence = {k: np.asarray(v, np.float32) for k, v in presence.items()}
-    return Split(manifest, values, presence, labels, lines, groups)
+    for line, record, row in rows:
+        _append(row, handlers, outputs, values, presence, labels)
+        lines.append(line)
+        for column, kept in groups.items():
+            kept.append(_group_value(record, column))
+    presence = {k: np.asarray(v, np.float32).reshape(-1) for k, v in presence.items()}
+    return Split(os.path.abspath(manifest), values, presence, labels, lines, groups)
+
+
+def load_split(manifest, handlers, outputs, log, known_labels=None, group_columns=()):
+    """Read and validate one manifest; bad records go to `log`; `group_columns` are kept as strings."""
+    rows = itertools.chain.from_iterable(validate_records(manifest, handlers, outputs, log, known_labels))
+    split = split_from_rows(manifest, progress(rows, f"validating {os.path.basename(manifest)}"), handlers,
+                            outputs, group_columns)
+    if not split.lines:
+        raise DataError(f"{split.manifest}: no valid records ({log.count(split.manifest)} bad; "
+                        "see bad_records.jsonl)")
+    return split
 
 
 def _append(row, handlers, outputs, values, presence, labels):

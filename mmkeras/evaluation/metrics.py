@@ -85,7 +85,11 @@ def category_metrics(y_true, y_prob, labels):
     return result
 
 
-def multilabel_metrics(y_true, y_prob, labels, threshold=0.5):
+# A multilabel output predicts each label whose probability is above this (metrics and predict).
+MULTILABEL_THRESHOLD = 0.5
+
+
+def multilabel_metrics(y_true, y_prob, labels, threshold=MULTILABEL_THRESHOLD):
     """Micro/macro F1, subset accuracy, Hamming loss and per-class scores.
 
     Args:
