@@ -76,6 +76,15 @@ FIGURES = [
            "4 TFLite variants, verified)", fmt=".0f"),
     Figure("rss_growth_10x", "peak RSS of train.py, one epoch, cache none: 10× manifest ÷ 1×", Goal("<=", 1.2)),
     Figure("rss_growth_10x_cached", "peak RSS of train.py, one epoch, cache auto: 10× manifest ÷ 1×"),
+    Figure("predict_keras_vs_keras", "records/s: `mmkeras.predict` with model.keras (read, validate, decode, "
+           "predict, rows) ÷ the same model's `predict` on the records decoded in memory (in-process ceiling)"),
+    Figure("predict_saved_model_vs_keras", "records/s: the same path with the TF Serving SavedModel "
+           "(raw-input signature) ÷ that ceiling"),
+    Figure("predict_tflite_float32_vs_keras", "records/s: the same path with the float32 TFLite variant "
+           "(batch 1, LiteRT) ÷ that ceiling"),
+    Figure("predict_tflite_int8_vs_keras", "records/s: the same path with the int8 TFLite variant ÷ that ceiling"),
+    Figure("predict_rss_growth_20x", "peak RSS of `python -m mmkeras.predict` (keras): 20× manifest ÷ 1× "
+           "(held-out records repeated, unlabelled)", Goal("<=", 1.2)),
 ]
 FIGURE_KEYS = [f.key for f in FIGURES]
 

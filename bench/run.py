@@ -48,6 +48,7 @@ def main(args):
     import bench.export_bench  # noqa: F401  (each module registers its benchmarks)
     import bench.input_bench  # noqa: F401
     import bench.memory_bench  # noqa: F401
+    import bench.predict_bench  # noqa: F401
     from bench.context import FULL, QUICK, BenchContext
     from bench.machine import load_average, machine_info
     from bench.registry import BENCHMARKS

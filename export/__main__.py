@@ -4,7 +4,8 @@
                              [--quantize float32,dynamic,float16,int8] [--samples N]
 
 Writes RUN_DIR/export/saved_model/<name>/<version>/ (TF Serving, raw inputs, warmup
-records), RUN_DIR/export/tflite/<name>_<quant>.tflite + .json (Android metadata),
+records), RUN_DIR/export/tflite/<name>_<quant>.tflite (TFLite metadata inside) + .json (the
+same facts for people) + .task (the variant, its front-ends and .json in one bundle),
 and RUN_DIR/export/report.{json,md,png}. Defaults come from the run's `export:` config.
 Nothing is retrained.
 """
@@ -82,7 +83,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     """
     from export.saved_model import save_tensor_model
     from export.tflite import (convert, inspect_tflite, quantization_config, representative_dataset,
-                               save_frontend, save_tflite, signature_input_names)
+                               save_bundle, save_frontend, save_tflite, signature_input_names)
     from export.verify import verify_frontend, verify_variant
     from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
@@ -93,7 +94,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             step(f"tflite {name} front-end (float32): converting")
             model_bytes = convert(save_tensor_model(keras_frontend, os.path.join(tmp, f"{name}_frontend")), float32)
             details = inspect_tflite(model_bytes, float32, f"{name} front-end")  # refuses Flex ops before saving
-            path = save_frontend(ctx, export_dir, name, model_bytes)
+            path, model_bytes = save_frontend(ctx, export_dir, name, model_bytes)
             frontends[name] = LiteRTRunner(model_bytes)
             frontend_results[name] = {**verify_frontend(frontends[name], keras_frontend, samples, name), **details,
                                       "path": os.path.relpath(path, export_dir)}
@@ -109,14 +110,17 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             config = quantization_config(name, calibration)
             model_bytes = convert(tensor_model, config)
             details = inspect_tflite(model_bytes, config)  # refuses Flex and custom ops before saving
-            path = save_tflite(ctx, export_dir, name, model_bytes)
+            path, model_bytes = save_tflite(ctx, export_dir, name, model_bytes)  # now with its metadata
+            bundle = save_bundle(ctx, export_dir, name)
             lite = LiteRTRunner(model_bytes)
             if lite.xnnpack_refused:
                 step(f"  {name}: LiteRT's XNNPACK delegate refused it ({lite.xnnpack_refused}); "
                      "timed and verified on the built-in kernels")
             runner = TFLitePipeline(lite, frontends)
             results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
-                             "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir)}
+                             "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir),
+                             "bundle": os.path.relpath(bundle, export_dir),
+                             "bundle_size_bytes": os.path.getsize(bundle)}
             _print_result(results[name])
     return frontend_results
 

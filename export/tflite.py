@@ -28,6 +28,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
+from export.metadata import frontend_with_metadata, with_metadata
 from mmkeras.run_dir import ExportDir
 from mmkeras.runtime import LiteRTRunner
 from mmkeras.data.text import PAD, UNK
@@ -395,15 +396,40 @@ def _write_bytes(path, content):
 
 
 def save_tflite(ctx, export_dir, config_name, tflite_bytes):
-    """Write the .tflite and its metadata JSON atomically; returns the .tflite path."""
+    """Write the variant with its TFLite metadata inside, and its `.json` beside it, atomically.
+
+    Returns (path, the bytes written): what apps load, so what verification must run.
+    """
     paths = ExportDir(export_dir, ctx.cfg.name)
-    model_path, meta_path = paths.tflite(config_name), paths.tflite_metadata(config_name)
-    _write_bytes(model_path, tflite_bytes)
-    atomic_write_json(meta_path, metadata(ctx, config_name, tflite_bytes))
-    return model_path
+    app = metadata(ctx, config_name, tflite_bytes)
+    model_bytes = with_metadata(ctx, config_name, tflite_bytes, app)
+    _write_bytes(paths.tflite(config_name), model_bytes)
+    atomic_write_json(paths.tflite_metadata(config_name), app)
+    return paths.tflite(config_name), model_bytes
 
 
 def save_frontend(ctx, export_dir, input_name, tflite_bytes):
-    """Write one input's front-end model atomically (described in every variant's metadata); returns its path."""
-    return _write_bytes(ExportDir(export_dir, ctx.cfg.name).frontend(input_name), tflite_bytes)
+    """Write one input's front-end model with its metadata, atomically → (path, the bytes written)."""
+    model_bytes = frontend_with_metadata(ctx, input_name, tflite_bytes)
+    return _write_bytes(ExportDir(export_dir, ctx.cfg.name).frontend(input_name), model_bytes), model_bytes
 
+
+def save_bundle(ctx, export_dir, config_name):
+    """`<name>_<variant>.task`: the variant, its front-ends and its `.json` in one zip → its path.
+
+    MediaPipe's model-asset-bundle format (uncompressed entries aligned to 4 bytes, so an app
+    can memory-map each model inside it); entries keep their file names, which the `.json`
+    and the metadata descriptions refer to. Written from the files just saved.
+    """
+    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import create_model_asset_bundle
+
+    paths = ExportDir(export_dir, ctx.cfg.name)
+    members = [paths.tflite(config_name), paths.tflite_metadata(config_name)]
+    members += [paths.frontend(name) for name in ctx.frontend_layers]
+    contents = {}
+    for member in members:
+        with open(member, "rb") as f:
+            contents[os.path.basename(member)] = f.read()
+    with atomic_path(paths.bundle(config_name)) as tmp:
+        create_model_asset_bundle(contents, tmp)
+    return paths.bundle(config_name)

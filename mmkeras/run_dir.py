@@ -268,6 +268,10 @@ class ExportDir:
         """`tflite/<name>_<variant>.json`: what an app needs, beside the model."""
         return f"{self._tflite_stem(variant)}.json"
 
+    def bundle(self, variant):
+        """`tflite/<name>_<variant>.task`: the variant, its front-ends and its `.json` in one file."""
+        return f"{self._tflite_stem(variant)}.task"
+
     def frontend(self, input_name):
         """`tflite/<name>_<input>_frontend.tflite`: an input's float front-end, shared by every variant."""
         return self.tflite(f"{input_name}_frontend")

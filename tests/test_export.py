@@ -19,7 +19,7 @@ def test_layout_and_report(exported):
     version = os.path.join(exported, "saved_model", "tiny", "1")
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(exported, "tflite"))) == [
-        "tiny_float32.json", "tiny_float32.tflite", "tiny_speech_frontend.tflite"]
+        "tiny_float32.json", "tiny_float32.task", "tiny_float32.tflite", "tiny_speech_frontend.tflite"]
     report = json.load(open(os.path.join(exported, "report.json")))
     assert set(report["variants"]) == {"saved_model", "float32"}
     assert report["frontends"]["speech"]["path"] == os.path.join("tflite", "tiny_speech_frontend.tflite")

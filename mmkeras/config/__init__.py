@@ -246,11 +246,17 @@ class ExportConfig:
         formats: saved_model (TF Serving layout) and/or tflite.
         quantize: the TFLite variants (`mmkeras.config.export.QUANTIZATIONS`).
         representative_samples: training records int8 calibrates on.
+        description, version, author, license: written into every .tflite's metadata (and the
+            `.task` bundles) for model viewers, Android Studio and the app; the model's name is `name`.
     """
 
     formats: list[Literal[FORMATS]] = dataclasses.field(default_factory=lambda: list(FORMATS))
     quantize: list[Literal[QUANTIZATIONS]] = dataclasses.field(default_factory=lambda: list(QUANTIZATIONS))
     representative_samples: NonNegativeInt = 200
+    description: str = ""
+    version: str = "1"
+    author: str = ""
+    license: str = ""
 
     @pydantic.model_validator(mode="after")
     def _int8_has_calibration_records(self):
