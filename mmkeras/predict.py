@@ -124,9 +124,12 @@ def main(args):
         count, scores = predict_to(sys.stdout, predictor, args, log)
     else:
         newline = {"newline": ""} if output_type(args.output) == ".csv" else {}  # csv writes its own
-        with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", **newline) as f:
-            count, scores = predict_to(f, predictor, args, log)
-            require_records(count, args.data, log)  # before the rename: no empty predictions file
+        try:
+            with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", **newline) as f:
+                count, scores = predict_to(f, predictor, args, log)
+                require_records(count, args.data, log)  # before the rename: no empty predictions file
+        except OSError as e:  # a read-only folder, a full disk: the temporary file is gone
+            raise UserError(f"--output {args.output}: cannot write it: {e.strerror}") from None
     require_records(count, args.data, log)
 
     artifact = predictor.artifact.description

@@ -136,3 +136,20 @@ def test_command_runs_as_a_module(tiny_run, tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "predicted 18 records with model.keras" in proc.stdout and proc.stderr == ""
     assert len(out.read_text().splitlines()) == 18
+
+
+@pytest.mark.slow
+def test_every_artifact_predicts_the_same_on_the_demo(tmp_path):
+    """The demo (four modalities, Opus audio, a front-end) trained one epoch, exported, predicted three ways."""
+    run = str(tmp_path / "demo")
+    for command in (["train.py", "--config", "configs/demo.yaml", "--output", run, "--set", "training.epochs=1"],
+                    ["-m", "export", run, "--quantize", "float32"]):
+        proc = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = os.path.join(REPO, "data", "demo", "test.jsonl")
+    keras = _predictions(run, manifest, "keras")["label"]
+    assert keras.shape == (190, 9)
+    for spec in ("saved_model", "tflite:float32"):
+        other = _predictions(run, manifest, spec)["label"]
+        np.testing.assert_allclose(other, keras, atol=1e-4, err_msg=spec)
+        assert (other.argmax(axis=1) == keras.argmax(axis=1)).all()
