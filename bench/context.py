@@ -146,7 +146,7 @@ class BenchContext:
     @functools.cached_property
     def export_context(self):
         """The exported run loaded as export does (model, preprocessing, test samples)."""
-        from export.context import ExportContext
+        from mmkeras.export.context import ExportContext
 
         self.exported()
         return ExportContext(self.run_dir)

@@ -4,7 +4,7 @@ re-timed here, interleaved), and Keras `predict` against TFLite; plus profiles o
 what bounds the int8 figures.
 
 Every TFLite variant takes the audio front-end's log-mel features; the front-end is one
-float32 file shared by all variants (export/tflite.py says why). The int8 latency goal
+float32 file shared by all variants (mmkeras/export/tflite.py says why). The int8 latency goal
 compares the variant files; the end-to-end ratio (front-end included) is reported too.
 """
 import collections
@@ -18,10 +18,10 @@ from ai_edge_litert import schema_py_generated as schema
 
 from bench.registry import BENCHMARKS
 from bench.timing import MIN_REPEATS, cycling, interleave, ratio
-from export.tflite import _FLOAT_TYPES, _TENSOR_TYPES  # the flatbuffer's type names, as export reads them
+from mmkeras.export.tflite import _FLOAT_TYPES, _TENSOR_TYPES  # the flatbuffer's type names, as export reads them
 from mmkeras.names import features_key
-from export.saved_model import save_tensor_model
-from export.tflite import convert, quantization_config, representative_dataset
+from mmkeras.export.saved_model import save_tensor_model
+from mmkeras.export.tflite import convert, quantization_config, representative_dataset
 from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
 

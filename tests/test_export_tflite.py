@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import tflite
-from export.context import ExportContext
-from export.report import write_report
-from export.saved_model import save_tensor_model
-from export.verify import ParityError, verify_frontend, verify_variant
+from mmkeras.export import tflite
+from mmkeras.export.context import ExportContext
+from mmkeras.export.report import write_report
+from mmkeras.export.saved_model import save_tensor_model
+from mmkeras.export.verify import ParityError, verify_frontend, verify_variant
 from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 from mmkeras.errors import ConfigError, UserError
 
@@ -240,7 +240,7 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
     the outputs are the converted model's; the .task bundle holds the variant, front-end and .json."""
     import zipfile
 
-    from export.metadata import associated_file, read_metadata
+    from mmkeras.export.metadata import associated_file, read_metadata
 
     ctx.cfg.export.author = "tests"  # what the config gives goes into the file
     _, frontend_written = tflite.save_frontend(ctx, str(tmp_path), "speech", frontend_bytes)
@@ -288,7 +288,7 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
 def test_mediapipe_still_ships_no_parser_version_module():
     """export.metadata stands in for the native module MediaPipe's metadata writer imports; when a
     release ships it again this fails, and the stand-in should go."""
-    from export.metadata import shipped_parser_version_module
+    from mmkeras.export.metadata import shipped_parser_version_module
 
     assert not shipped_parser_version_module()
 

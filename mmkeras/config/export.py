@@ -1,7 +1,7 @@
 """The names `export:` may list, shared by the config (checked at load) and the exporters.
 
-`export.tflite.QUANTIZATIONS` registers one converter setting per name in QUANTIZATIONS;
-a test checks the two agree. Kept apart from export/ because that imports TensorFlow.
+`mmkeras.export.tflite.QUANTIZATIONS` registers one converter setting per name in QUANTIZATIONS;
+a test checks the two agree. Kept apart from mmkeras/export/ because that imports TensorFlow.
 """
 
 FORMATS = ("saved_model", "tflite")

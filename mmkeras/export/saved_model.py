@@ -10,7 +10,7 @@ import os
 
 import tensorflow as tf
 
-from export.context import input_specs
+from mmkeras.export.context import input_specs
 from mmkeras.io import atomic_path
 from mmkeras.run_dir import ExportDir
 from mmkeras.names import label_key, presence_key, probabilities_key

@@ -28,7 +28,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
-from export.metadata import frontend_with_metadata, with_metadata
+from mmkeras.export.metadata import frontend_with_metadata, with_metadata
 from mmkeras.run_dir import ExportDir
 from mmkeras.runtime import LiteRTRunner
 from mmkeras.data.text import PAD, UNK

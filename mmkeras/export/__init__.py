@@ -1,0 +1,1 @@
+"""Stage 2: `python -m export RUN_DIR` turns a finished run into deployable artifacts."""
