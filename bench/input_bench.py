@@ -15,7 +15,7 @@ from bench.loader import PythonLoader, load_image
 from bench.machine import usable_cores
 from bench.registry import BENCHMARKS
 from bench.timing import Stopwatch, interleave, rate, ratio, timed
-from mmkeras.data.pipeline import cache_mode, make_dataset
+from mmkeras.data.pipeline import cache_mode, decoded_bytes, make_dataset
 from mmkeras.heads import head_sample_weights, head_targets
 from mmkeras.model import build_model
 from mmkeras.training.loop import compile_model
@@ -217,7 +217,7 @@ def fit(ctx):
     values = {"fit_vs_ceiling": ratio(rates["train_path"], rates["ceiling"]),
               "fit_streaming_vs_ceiling": ratio(rates["train_path_streaming"], rates["ceiling"])}
     raw = {**fit_raw(ctx, timings, rates), "cache": cfg.data.cache,
-           "auto_cache_caches": cache_mode(cfg.data, ctx.prep.handlers, len(split)) == "memory"}
+           "auto_cache_caches": cache_mode(cfg.data, lambda: decoded_bytes(ctx.prep.handlers, split)) == "memory"}
     return values, raw
 
 

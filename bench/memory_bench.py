@@ -16,7 +16,8 @@ from bench.registry import BENCHMARKS
 from bench.timing import ratio
 from mmkeras.data.manifest import read_manifest
 from mmkeras.data.modality import handler
-from mmkeras.data.pipeline import cache_mode
+from mmkeras.data.pipeline import cache_mode, decoded_bytes
+from mmkeras.data.records import BadRecordLog, load_split
 from mmkeras.io import atomic_write_text
 
 FACTORS = (1, 10)
@@ -75,8 +76,9 @@ def rss(ctx):
         manifests = {f: write_repeated(os.path.join(tmp, f"train_{f}x.jsonl"), records, f) for f in FACTORS}
         children = {f"{cache}_{f}x": train_one_epoch(ctx, manifests[f], cache, f"{cache}-{f}x")
                     for cache in CACHE_MODES for f in FACTORS}
+        handlers, auto = [handler(i) for i in cfg.inputs], dataclasses.replace(cfg.data, cache="auto")
+        size_1x = decoded_bytes(handlers, load_split(manifests[1], handlers, [], BadRecordLog("skip")))
     peaks = {name: c.peak_rss_bytes for name, c in children.items()}
-    handlers, auto = [handler(i) for i in cfg.inputs], dataclasses.replace(cfg.data, cache="auto")
     values = {"rss_growth_10x": ratio(peaks["none_10x"], peaks["none_1x"]),
               "rss_growth_10x_cached": ratio(peaks["auto_10x"], peaks["auto_1x"])}
     raw = {"records_1x": len(records), "peak_rss_bytes": peaks,
@@ -85,5 +87,5 @@ def rss(ctx):
            "growth_bytes": {cache: peaks[f"{cache}_10x"] - peaks[f"{cache}_1x"] for cache in CACHE_MODES},
            "wall_s": {name: c.wall_s for name, c in children.items()},
            # Whether `auto` decided to cache at each size (it caches only under data.cache_limit_mb).
-           "auto_caches": {f"{f}x": cache_mode(auto, handlers, len(records) * f) == "memory" for f in FACTORS}}
+           "auto_caches": {f"{f}x": cache_mode(auto, lambda f=f: f * size_1x) == "memory" for f in FACTORS}}
     return values, raw

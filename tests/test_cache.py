@@ -138,9 +138,35 @@ def test_disk_cache_shuffle_buffer_stays_within_the_memory_budget(data):
 
     from mmkeras.data.pipeline import shuffle_buffer
 
-    cfg, _, prep, _ = data
-    per_sample = 4 * (16 * 16 * 3 + 6 + 4000 + 2)  # the tiny config's decoded sizes
+    cfg, _, _, _ = data
+    per_sample = 4 * (16 * 16 * 3 + 6 + 4000 + 2)
     small = dataclasses.replace(cfg.data, cache_limit_mb=1, shuffle_buffer=10000)
-    assert shuffle_buffer(small, prep.handlers, 100000, "disk") == 2**20 // per_sample
-    assert shuffle_buffer(small, prep.handlers, 100000, "memory") == 10000
-    assert shuffle_buffer(small, prep.handlers, 30, "disk") == 30
+    def size(n):
+        return lambda: n * per_sample  # a split of n samples' decoded bytes
+
+    assert shuffle_buffer(small, 100000, "disk", size(100000)) == 2**20 // per_sample
+    assert shuffle_buffer(small, 100000, "memory", size(100000)) == 10000
+    assert shuffle_buffer(small, 30, "disk", size(30)) == 30
+
+
+def test_memory_cache_is_sized_from_whole_waveforms_not_the_crop(data, tmp_path):
+    """Audio is cached before the per-epoch crop: a split of 50 s clips for a 0.5 s input holds
+    100× what the crop length says, and `auto` must see that."""
+    import dataclasses
+
+    import soundfile
+
+    from mmkeras.data.pipeline import cache_mode, decoded_bytes
+    from mmkeras.data.records import Split
+
+    cfg, _, prep, _ = data
+    speech = next(h for h in prep.handlers if h.name == "speech")  # 0.5 s at 8 kHz
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        soundfile.write(paths[-1], np.zeros(50 * 8000, np.float32), 8000)
+    split = Split("m", {"speech": paths + [""]}, {"speech": np.array([1, 1, 1, 0], np.float32)}, {}, [1, 2, 3, 4])
+    assert decoded_bytes([speech], split) == 3 * 50 * 8000 * 4  # the absent record decodes to no samples
+    assert 4 * speech.cfg.num_samples * 4 < 2**20 < 3 * 50 * 8000 * 4  # 1 MB: the crops fit, the clips do not
+    auto = dataclasses.replace(cfg.data, cache="auto", cache_limit_mb=1)
+    assert cache_mode(auto, lambda: decoded_bytes([speech], split)) == "none"

@@ -40,6 +40,11 @@ def load_audio(path, sample_rate):
 MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR = 60, 20
 
 
+# Files whose headers estimate a split's decoded audio size (a header read is ~50 µs; the mean
+# of 256 evenly spaced files is within a few percent for any real data set).
+SIZE_SAMPLE = 256
+
+
 def max_audio_seconds(seconds):
     return max(MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR * seconds)
 
@@ -144,6 +149,16 @@ class AudioModality(Modality):
 
     def absent(self):
         return tf.zeros([0], tf.float32)  # zero samples long; finalize pads it
+
+    def decoded_bytes(self, values, presence):
+        """Whole waveforms at the configured rate (the crop comes after the cache), not `seconds`:
+        their mean length read from the headers of up to SIZE_SAMPLE evenly spaced files."""
+        present = [v for v, p in zip(values, presence) if p > 0]
+        if not present:
+            return 0
+        sample = present[::max(1, len(present) // SIZE_SAMPLE)][:SIZE_SAMPLE]
+        seconds = np.mean([info.frames / info.samplerate for info in map(soundfile.info, sample)])
+        return int(len(present) * seconds * self.cfg.sample_rate) * 4
 
     def finalize(self, x, training):
         return fit_length(x, self.cfg.num_samples, training)

@@ -11,6 +11,7 @@ Handlers are registered by the config's input `type`.
 import math
 import os
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -83,6 +84,10 @@ class Modality:
 
     def finalize(self, x, training):
         return x
+
+    def decoded_bytes(self, values, presence):
+        """Bytes `decode` yields for these values (present or not), as a cache would hold them."""
+        return len(values) * np.dtype(self.input_dtype).itemsize * int(np.prod(self.feature_shape()))
 
     def model_input(self):
         return keras.Input(shape=self.feature_shape(), dtype=self.input_dtype, name=self.name)

@@ -11,6 +11,7 @@ back from it afterwards, for data sets too large for memory whose decoding
 (compressed audio above all) costs more than reading the decoded bytes.
 """
 import dataclasses
+import functools
 import glob
 import hashlib
 import json
@@ -24,35 +25,37 @@ from mmkeras.names import presence_key
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _decoded_bytes(handlers, n):
-    per_sample = sum(4 * int(np.prod(h.feature_shape())) for h in handlers)
-    return per_sample * n
+def decoded_bytes(handlers, split):
+    """Bytes of a split's decoded samples as a cache holds them: before the per-epoch crops,
+    so audio counts whole waveforms (each handler's `decoded_bytes`)."""
+    return sum(h.decoded_bytes(split.values[h.name], split.presence[h.name]) for h in handlers)
 
 
-def cache_mode(data_cfg, handlers, n, cache_path=None):
+def cache_mode(data_cfg, size, cache_path=None):
     """Where decoded samples are kept between epochs: "memory", "disk" or "none".
 
-    `auto` caches in memory when the decoded split fits in `cache_limit_mb`. `disk` needs a
-    `cache_path` (train.py gives one per split and worker); one-pass readers (evaluation,
-    export) give none and stream, since a cache they read once would only cost a write.
+    `auto` caches in memory when the decoded split fits in `cache_limit_mb`; `size` is a
+    callable giving the split's `decoded_bytes`, called only then (audio reads file headers).
+    `disk` needs a `cache_path` (train.py gives one per split and worker); one-pass readers
+    (evaluation, export) give none and stream, since a cache they read once would only cost a write.
     """
     if data_cfg.cache == "auto":
-        return "memory" if _decoded_bytes(handlers, n) <= data_cfg.cache_limit_mb * 2**20 else "none"
+        return "memory" if size() <= data_cfg.cache_limit_mb * 2**20 else "none"
     if data_cfg.cache == "disk" and cache_path is None:
         return "none"
     return data_cfg.cache
 
 
-def shuffle_buffer(data_cfg, handlers, n, cache):
+def shuffle_buffer(data_cfg, n, cache, size):
     """Decoded samples held by the per-epoch shuffle after a cache.
 
     A disk cache is for data that does not fit in memory, so its buffer is also kept
-    within `cache_limit_mb` of decoded samples (audio before cropping can be longer, so
-    this is an estimate).
+    within `cache_limit_mb` of decoded samples, at the split's mean decoded size (`size()`:
+    its `decoded_bytes`).
     """
     buffer = min(n, data_cfg.shuffle_buffer)
     if cache == "disk":
-        per_sample = max(_decoded_bytes(handlers, 1), 1)
+        per_sample = max(size() // max(n, 1), 1)
         buffer = min(buffer, max(1, data_cfg.cache_limit_mb * 2**20 // per_sample))
     return buffer
 
@@ -124,7 +127,8 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
         features[presence_key(h.name)] = split.presence[h.name].reshape(-1, 1)
     elements = (features,) + tuple(part for part in (targets, sample_weights) if part is not None)
     ds = tf.data.Dataset.from_tensor_slices(elements)
-    cache = cache_mode(data_cfg, handlers, len(split), cache_path)
+    size = functools.cache(lambda: decoded_bytes(handlers, split))  # only where a size decides
+    cache = cache_mode(data_cfg, size, cache_path)
     if training:
         # Index slices are cheap to shuffle whole. With a cache the order is fixed once, so the
         # cache holds records in random order (not the manifest's, which may be sorted by label)
@@ -149,7 +153,7 @@ def make_dataset(split, handlers, data_cfg, batch_size, training, targets=None, 
     if cache != "none":
         ds = ds.cache(disk_cache_file(cache_path, fingerprint(split, handlers, targets)) if cache == "disk" else "")
         if training:
-            ds = ds.shuffle(shuffle_buffer(data_cfg, handlers, len(split), cache), seed=seed,
+            ds = ds.shuffle(shuffle_buffer(data_cfg, len(split), cache, size), seed=seed,
                             reshuffle_each_iteration=True)
     ds = ds.map(finalize, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
