@@ -435,3 +435,39 @@ def test_decompression_bombs_are_bad_values_named_by_their_size(tmp_path):
     Image.new("1", (15000, 12000)).save(beyond_pil)  # over PIL's own 179 MP: it raises in open()
     with pytest.raises(BadValue, match="image over the pixel bound"):
         check_image(str(beyond_pil))
+
+
+def _png_header(width, height):
+    """A PNG signature and IHDR chunk declaring `width`×`height`, and no pixels: what a hostile
+    client can send the serving signature in 33 bytes."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"), ("BMP", "top-down")])
+def test_declared_image_size_is_read_from_the_header_in_graph(fmt, mode):
+    import io
+    import struct
+
+    from PIL import Image
+
+    from mmkeras.data.image import declared_size
+
+    data = io.BytesIO()
+    Image.new("RGB" if mode == "top-down" else mode, (37, 23)).save(data, fmt)
+    data = bytearray(data.getvalue())
+    if mode == "top-down":
+        data[22:26] = struct.pack("<i", -23)  # a BMP stored top row first declares a negative height
+    assert declared_size(tf.constant(bytes(data))).numpy().tolist() == [23, 37]
+    assert declared_size(tf.constant(b"not an image")).numpy().tolist() == [0, 0]
+
+
+def test_the_shared_decoder_refuses_a_declared_bomb_before_decoding():
+    """Serving decodes whatever bytes a client sends: the bound is in the graph, not only in validation."""
+    from mmkeras.data.image import decode_image_bytes
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"50-megapixel bound.*\[40000 40000\]"):
+        tf.function(lambda x: decode_image_bytes(x, [16, 16], 3))(tf.constant(_png_header(40000, 40000)))

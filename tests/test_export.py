@@ -62,6 +62,18 @@ def test_raw_signature_predicts_and_accepts_absent_optional_modality(exported, t
     assert not np.allclose(absent["label_probabilities"], out["label_probabilities"])  # the image mattered
 
 
+def test_raw_signature_refuses_an_image_declaring_too_many_pixels(exported, tiny_data):
+    """A 33-byte PNG header declaring 40 000 × 40 000 pixels is refused before decoding (4.8 GB)."""
+    import tensorflow_text  # noqa: F401  (tokenizer ops)
+    from test_data import _png_header
+
+    serve = tf.saved_model.load(os.path.join(exported, "saved_model", "tiny", "1")).signatures["serving_default"]
+    inputs = {"image": tf.constant([_png_header(40000, 40000)]), "image_present": tf.constant([1.0]),
+              "text": tf.constant(["sea sky"]), "speech": tf.zeros([1, 4000]), "stats": tf.zeros([1, 2])}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"50-megapixel bound.*\[40000 40000\]"):
+        serve(**inputs)
+
+
 def test_tflite_accepts_absent_modality_through_presence_flag(exported):
     from mmkeras.runtime import LiteRTRunner
 

@@ -49,10 +49,54 @@ def check_image(path, channels=3):
         raise BadValue(f"TensorFlow cannot decode this image as {channels}-channel: {path} ({reason[:200]})") from None
 
 
+def _header_bytes(contents, n=32):
+    """The first `n` bytes of an encoded image as int64 (zeros past its end)."""
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 0, n), tf.uint8), tf.int64)
+    return tf.pad(head, [[0, n - tf.shape(head)[0]]])
+
+
+def _number(head, start, length, little_endian):
+    weights = [256 ** i for i in range(length)]
+    return tf.reduce_sum(head[start:start + length] * tf.constant(weights if little_endian else weights[::-1],
+                                                                 tf.int64))
+
+
+def declared_size(contents):
+    """(height, width) an encoded PNG/JPEG/GIF/BMP declares in its header, read without decoding
+    (graph ops only, for the serving signature); (0, 0) for anything else (its decode fails anyway)."""
+    head = _header_bytes(contents)
+
+    def starts(magic):
+        return tf.reduce_all(tf.equal(head[:len(magic)], tf.constant(list(magic), tf.int64)))
+
+    def bmp():
+        height = _number(head, 22, 4, True)  # signed: negative for top-down rows
+        height = tf.where(height >= 2**31, 2**32 - height, height)
+        return tf.stack([height, _number(head, 18, 4, True)])
+
+    return tf.case([
+        (starts(b"\x89PNG"), lambda: tf.stack([_number(head, 20, 4, False), _number(head, 16, 4, False)])),
+        (starts(b"GIF8"), lambda: tf.stack([_number(head, 8, 2, True), _number(head, 6, 2, True)])),
+        (starts(b"BM"), bmp),
+        (starts(b"\xff\xd8"), lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
+    ], default=lambda: tf.zeros([2], tf.int64))
+
+
 def decode_pixels(contents, channels):
     """Encoded PNG/JPEG/BMP/GIF bytes → uint8 [H, W, channels]: the one decoder validation, the
-    training pipeline and the serving signature all use, so a file validation accepts decodes later."""
-    return tf.io.decode_image(contents, channels=channels, expand_animations=False)
+    training pipeline and the serving signature all use, so a file validation accepts decodes later.
+
+    The size the header declares is bounded before any pixel is decoded: validation checks it
+    with PIL first, but the serving signature takes any bytes a client sends, and a 100-byte
+    PNG can declare 40 000 × 40 000 pixels (4.8 GB decoded). Over MAX_IMAGE_PIXELS the request
+    fails with InvalidArgument naming the size, as TF Serving returns it.
+    """
+    size = declared_size(contents)
+    bounded = tf.debugging.Assert(
+        size[0] * size[1] <= MAX_IMAGE_PIXELS,
+        [f"image over the {MAX_IMAGE_PIXELS // 10**6}-megapixel bound; declared height, width:", size], summarize=2)
+    with tf.control_dependencies([bounded]):
+        return tf.io.decode_image(contents, channels=channels, expand_animations=False)
 
 
 def decode_image_bytes(contents, size, channels):
