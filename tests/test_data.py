@@ -118,6 +118,9 @@ def test_silently_wrong_and_hostile_manifest_values_are_listed_bad_records(tiny_
              json.dumps({**good, "deep": [[[]]]})[:-1] + ', "x": ' + "[" * (MAX_JSON_DEPTH + 5) + "]" * (MAX_JSON_DEPTH + 5) + "}",
              json.dumps(good)[:-1] + ', "big": ' + "9" * 5000 + "}",  # over Python's int-digits limit
              json.dumps({**good, "x1": 10 ** 400}),            # an integer float() cannot take
+             json.dumps({**good, "image": "img/0.png\x00x"}),  # a file name no file system takes
+             json.dumps({**good, "text": "sea \ud800 sky"}),   # valid JSON, not Unicode text
+             json.dumps({**good, "text": "sea \U0001F30A sky"}),  # an escaped surrogate pair is fine
              ]
     manifest = os.path.join(tiny_data, "hostile.jsonl")
     with open(manifest, "wb") as f:
@@ -127,9 +130,9 @@ def test_silently_wrong_and_hostile_manifest_values_are_listed_bad_records(tiny_
     cfg = config_from_dict(raw)
     log = BadRecordLog("skip")
     split = load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, log)
-    assert split.lines == [1]  # the BOM line is a good record
+    assert split.lines == [1, 12]  # the BOM line and the emoji are good records
     reasons = {e["line"]: e["reason"] for e in log.entries}
-    assert sorted(reasons) == list(range(2, 11)), reasons
+    assert sorted(reasons) == list(range(2, 12)) + [13], reasons
     assert reasons[2] == "column 'x1': not a number: True"
     assert reasons[3].startswith("column 'x1': outside the float32 range")
     assert reasons[4] == "empty label"
@@ -137,7 +140,9 @@ def test_silently_wrong_and_hostile_manifest_values_are_listed_bad_records(tiny_
     assert reasons[7] == f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
     assert reasons[8].startswith("invalid JSON: Exceeds the limit")
     assert reasons[9].startswith("column 'x1': outside the float32 range")
-    assert reasons[10].startswith("not UTF-8 text")
+    assert reasons[10] == "file name holds a NUL character: 'img/0.png\\x00x'"
+    assert reasons[11].startswith("a string holds a lone surrogate escape")
+    assert reasons[13].startswith("not UTF-8 text")
 
 
 def test_csv_bom_long_fields_and_bytes_that_are_not_utf8(tmp_path):

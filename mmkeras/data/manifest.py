@@ -48,6 +48,14 @@ def _depth(line):
     return deepest
 
 
+def _is_unicode(record):
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _read_jsonl(f):
     for line_no, raw in enumerate(f, start=1):
         if len(raw) > MAX_FIELD_BYTES:  # before decoding or scanning it
@@ -75,6 +83,11 @@ def _read_jsonl(f):
             continue
         if not isinstance(record, dict):
             yield line_no, BadRow("expected a JSON object", shown)
+            continue
+        # "\ud800" is valid JSON but no Unicode text: it cannot be written as UTF-8 (vocabularies,
+        # labels files) nor passed to TensorFlow. Only an escape can carry one (the line is UTF-8).
+        if "\\ud" in line.lower() and not _is_unicode(record):
+            yield line_no, BadRow("a string holds a lone surrogate escape (\\ud800-\\udfff): not Unicode text", shown)
             continue
         yield line_no, record
 

@@ -163,6 +163,8 @@ def parse_number(raw):
 def resolve_file(value, manifest_dir):
     """A manifest path → absolute path inside the manifest's folder, which must exist."""
     path = str(value).strip()
+    if "\x00" in path:  # no file system takes one; os.path raises ValueError on it
+        raise BadValue(f"file name holds a NUL character: {path!r}")
     full = os.path.realpath(os.path.join(manifest_dir, path))
     root = os.path.realpath(manifest_dir)
     if os.path.commonpath([full, root]) != root:
