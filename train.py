@@ -71,7 +71,7 @@ def train(cfg, strategy, worker, run, splits, log):
     cache_dir = run.cache_dir(cfg.data.cache_dir)
     inputs = fit_inputs(strategy, worker, splits, cfg, prep, cache_dir)
     with strategy.scope():
-        model = build_model(cfg, prep)
+        model = build_or_explain(build_model, cfg, prep)
         compile_model(model, cfg, steps_per_epoch(len(splits["train"]), cfg.training.batch_size))
     with resume_hint(run):
         fit(model, inputs, cfg, run)
@@ -82,6 +82,20 @@ def train(cfg, strategy, worker, run, splits, log):
         result = evaluate_run(run, cfg, prep, model, splits["test"], "test")
         print("\n".join(["test:"] + summary_lines(result)))
     print(f"run directory: {run.chief.path}")
+
+
+def build_or_explain(build_model, cfg, prep):
+    """The model, or one line when the configured sizes do not fit in memory (a fusion `dim` of
+    2e9 is a valid int32 and an allocation of terabytes)."""
+    import tensorflow as tf
+
+    from mmkeras.errors import ConfigError, op_error_reason
+
+    try:
+        return build_model(cfg, prep)
+    except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+        raise ConfigError(f"the configured model does not fit in memory ({op_error_reason(e, 160)}); reduce the "
+                          "layer sizes (encoder and fusion dim, units, filters, vocab_size)") from None
 
 
 def parse_args(argv=None):

@@ -24,3 +24,13 @@ def did_you_mean(word, choices):
     """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def op_error_reason(error, limit=200):
+    """A TensorFlow op error's message as a reason: its first line without the
+    "{{function_node ...}}" prefix and the " [Op:...]" suffix, at most `limit` characters."""
+    import re
+
+    message = str(getattr(error, "message", error)).strip()
+    first = message.splitlines()[0] if message else type(error).__name__
+    return re.sub(r"^(\{\{.*?\}\}\s*)+|\s*\[Op:.*$", "", first)[:limit]

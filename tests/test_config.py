@@ -43,6 +43,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
      "output name 'label_from_text' is reserved: it is the auxiliary head of output 'label' on input 'text'"),
     (lambda r: r.pop("outputs"), "outputs: must be a non-empty list"),
     # Names that become paths, layer names and signature keys.
+    (lambda r: r["training"].update(seed=-1), "training.seed: expected a value in [0, 2147483647], got -1"),
+    (lambda r: r["fusion"].update(dim=10**20), "fusion.dim: expected a value in (0, 2147483647], got 1000000"),
     (lambda r: r.update(name="../../../x"), "name: must be a plain file name"),
     (lambda r: r.update(name="/tmp/x"), "name: must be a plain file name"),
     (lambda r: r.update(name="a" * 101), "name: must be a plain file name"),
@@ -62,9 +64,9 @@ def test_loads_typed_sections_and_defaults(tiny_data):
      "inputs[2].encoder.normalize: expected one of batch, utterance, got 'batc' (did you mean 'batch'?)"),
     (lambda r: r["inputs"][0].update(encoder={"type": "text_cnn"}),
      "inputs[0].encoder.type: encoder 'text_cnn' does not take image inputs; choose one of cnn, homogeneous, hub"),
-    (lambda r: r["inputs"][0]["encoder"].update(dim=-5), "inputs[0].encoder.dim: expected a value > 0, got -5"),
+    (lambda r: r["inputs"][0]["encoder"].update(dim=-5), "inputs[0].encoder.dim: expected a value in (0, 2147483647], got -5"),
     (lambda r: r["inputs"][0]["encoder"].update(filters=[4, 0]),
-     "inputs[0].encoder.filters[1]: expected a value > 0, got 0"),
+     "inputs[0].encoder.filters[1]: expected a value in (0, 2147483647], got 0"),
     (lambda r: r["inputs"][0]["encoder"].update(dropout=1), "inputs[0].encoder.dropout: expected a value in [0, 1), got 1"),
     (lambda r: r["inputs"][1]["encoder"].update(heads=3), "inputs[1].encoder: dim=8 must be divisible by heads=3"),
     (lambda r: r["inputs"][0].update(encoder={"type": "homogeneous", "patch_size": 32}),
@@ -75,7 +77,7 @@ def test_loads_typed_sections_and_defaults(tiny_data):
      "fusion.type: expected one of attention, bilinear, concat, cross_attention, film, gated, relation, got 'concatt' (did you mean 'concat'?)"),
     (lambda r: r["fusion"].update(dimm=3), "fusion.dimm: unknown key (did you mean 'dim'?)"),
     (lambda r: r["fusion"].update(rank=2), "fusion.rank: unknown key"),  # a bilinear key on concat
-    (lambda r: r["fusion"].update(dim=-3), "fusion.dim: expected a value > 0, got -3"),
+    (lambda r: r["fusion"].update(dim=-3), "fusion.dim: expected a value in (0, 2147483647], got -3"),
     (lambda r: r["fusion"].update(type="attention", dim=10, heads=4), "fusion: dim=10 must be divisible by heads=4"),
     # Export, against the quantisation variants and formats the exporter has.
     (lambda r: r.update(export={"quantize": ["int9"]}),
@@ -101,8 +103,9 @@ def test_config_errors_name_key_and_value(tiny_data, mutate, message):
 def test_overrides_by_path_list_name_and_index(tiny_data, tmp_path):
     path = write(tmp_path, tiny_config_dict(tiny_data))
     cfg = load_config(path, ["training.epochs=7", "inputs.image.size=[20, 24]", "inputs.1.max_tokens=9",
-                             "fusion.type=gated", "training.learning_rate=1e-4"])
+                             "fusion.type=gated", "training.learning_rate=1e-4", "inputs[2].seconds=0.25"])
     assert cfg.training.epochs == 7 and cfg.inputs[0].size == [20, 24] and cfg.inputs[1].max_tokens == 9
+    assert cfg.inputs[2].seconds == 0.25  # the notation config errors use
     assert cfg.fusion.type == "gated" and cfg.training.learning_rate == pytest.approx(1e-4)
     with pytest.raises(ConfigError, match=r"no list item 'imag' at inputs.imag \(did you mean 'image'\?\)"):
         load_config(path, ["inputs.imag.size=[8, 8]"])

@@ -235,7 +235,7 @@ class TrainingConfig:
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
     mixed_precision: Bool = False
     jit_compile: Bool = False
-    seed: Int = 0
+    seed: NonNegativeInt = 0
 
 
 @section
@@ -344,7 +344,8 @@ def _check_cross_references(cfg):
 
 
 def apply_override(raw, assignment):
-    """Apply one `a.b.c=value` override to the raw dict; list items by index or by `name`."""
+    """Apply one `a.b.c=value` override to the raw dict; list items by index or by `name`
+    (`inputs.2.seconds`, `inputs.speech.seconds` or `inputs[2].seconds`)."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment}: expected key.path=value")
     path, text = assignment.split("=", 1)
@@ -353,7 +354,8 @@ def apply_override(raw, assignment):
     except yaml.YAMLError as e:  # unbalanced brackets, a !!python tag (safe_load refuses to build it)
         raise ConfigError(f"--set {assignment}: the value is not valid YAML: "
                           f"{getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
-    keys = path.split(".")
+    # `inputs[2].seconds`, as config errors name keys, is `inputs.2.seconds`.
+    keys = re.sub(r"\[([^\[\]]+)\]", r".\1", path).split(".")
     node = raw
     for i, key in enumerate(keys):
         last = i == len(keys) - 1

@@ -84,7 +84,7 @@ def _not_a_bool(value):
 
 
 # YAML reads `true`, `1.0` and `3.0` as what they are: none of them is an integer.
-Int = Annotated[int, pydantic.Strict()]
+Int = Annotated[int, pydantic.Strict(), Ge(-2**31), Le(2**31 - 1)]  # int32: what TensorFlow takes
 PositiveInt = Annotated[Int, Gt(0)]
 NonNegativeInt = Annotated[Int, Ge(0)]
 # YAML 1.1 reads 1e-3 (no dot) as a string: numeric strings are numbers.

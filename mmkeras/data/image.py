@@ -1,11 +1,10 @@
 """Image inputs: files decoded and resized in tf.data; pixel scaling inside the model."""
-import re
-
 import tensorflow as tf
 import tf_keras as keras
 from PIL import Image, UnidentifiedImageError
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
+from mmkeras.errors import op_error_reason
 
 # What tf.io.decode_image reads; PIL opens more (WebP, TIFF) that would fail later in tf.data.
 TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
@@ -45,8 +44,8 @@ def check_image(path, channels=3):
         decode_pixels(tf.io.read_file(path), channels)
     except tf.errors.OpError as e:
         # "{{function_node ...}} channels must be 0 or 3 for GIF, got 1 [Op:DecodeImage]" → the reason.
-        reason = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
-        raise BadValue(f"TensorFlow cannot decode this image as {channels}-channel: {path} ({reason[:200]})") from None
+        raise BadValue(f"TensorFlow cannot decode this image as {channels}-channel: {path} "
+                       f"({op_error_reason(e)})") from None
 
 
 def _header_bytes(contents, n=32):
