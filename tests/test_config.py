@@ -43,6 +43,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
      "output name 'label_from_text' is reserved: it is the auxiliary head of output 'label' on input 'text'"),
     (lambda r: r.pop("outputs"), "outputs: must be a non-empty list"),
     # Names that become paths, layer names and signature keys.
+    (lambda r: r["outputs"].append({"name": "tags", "type": "multilabel", "separator": ""}),
+     "outputs[1].separator: must not be empty: a multilabel value given as one string is split on it"),
     (lambda r: r["training"].update(seed=-1), "training.seed: expected a value in [0, 2147483647], got -1"),
     (lambda r: r["fusion"].update(dim=10**20), "fusion.dim: expected a value in (0, 2147483647], got 1000000"),
     (lambda r: r.update(name="../../../x"), "name: must be a plain file name"),

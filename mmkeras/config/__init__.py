@@ -185,6 +185,12 @@ class DataConfig:
     shuffle_buffer: PositiveInt = 10000
 
 
+def _separator(text):
+    if not text:
+        raise ValueError("must not be empty: a multilabel value given as one string is split on it")
+    return text
+
+
 @section
 class OutputConfig:
     """One task head.
@@ -208,7 +214,7 @@ class OutputConfig:
     column: Optional[str] = None
     loss_weight: Annotated[Number, Ge(0)] = 1.0
     aux_weight: Annotated[Number, Ge(0)] = 0.0
-    separator: str = ";"
+    separator: Annotated[str, pydantic.AfterValidator(_separator)] = ";"
     # A regulariser against over-confident predictions on small data (README: the demo).
     label_smoothing: Rate = 0.1
     standardize: Bool = True
