@@ -101,6 +101,9 @@ def test_user_errors_are_one_line(tiny_run, tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown quantization type 'int9' (did you mean 'int8'?)")
     proc = export(str(tmp_path))
     assert proc.returncode == 2 and "no trained model" in proc.stderr.strip().splitlines()[-1]
+    proc = export(tiny_run, "--samples", "-5")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: --samples: int8 calibrates on at least 1 training record, got -5")
 
 
 def test_saved_config_rebuilds_the_trained_model(tiny_run):

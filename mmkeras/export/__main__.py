@@ -36,6 +36,8 @@ def main(args):
     from mmkeras.export.verify import verify_variant
     from mmkeras.runtime import SavedModelRunner, raw_example
 
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples: int8 calibrates on at least 1 training record, got {args.samples}")
     step(f"loading {args.run_dir}")
     ctx = ExportContext(args.run_dir)
     formats = _split_list(args.formats) or ctx.cfg.export.formats
@@ -46,7 +48,7 @@ def main(args):
                               f"choose from {', '.join(FORMATS)}")
     for name in quantize:
         QUANTIZATIONS.get(name)  # fails early, with a did-you-mean
-    n_calibration = args.samples or ctx.cfg.export.representative_samples
+    n_calibration = args.samples if args.samples is not None else ctx.cfg.export.representative_samples
     export_dir = ctx.run.export
 
     # Every variant is scored on the same held-out split, against the same Keras outputs.
