@@ -14,8 +14,9 @@ rows and metrics are computed once, whatever produced them.
 
 Example:
     predictor = Predictor.open("runs/demo", "tflite:int8")
-    for chunk, outputs in predictor.predict(read_chunks("new.jsonl", predictor.prep.handlers, log)):
-        ...
+    for split, records in read_chunks("new.jsonl", predictor.prep.handlers, BadRecordLog("skip"), 2048):
+        outputs = predictor.artifact(split)  # {"label": [n, 9] probabilities}
+        rows = prediction_rows(predictor.cfg, predictor.prep.labels, split, outputs, top_k=3)
 """
 import dataclasses
 import os
@@ -56,6 +57,9 @@ class Artifact:
         variant: the part after `:` in `--artifact` (a TFLite variant), or None.
         batch_size: records per model call where the artifact takes batches.
     """
+
+    # Whether `--artifact` names a variant after a colon (tflite:int8).
+    takes_variant = False
 
     def __init__(self, run, cfg, prep, model, variant, batch_size):
         self.run, self.cfg, self.prep, self.variant, self.batch_size = run, cfg, prep, variant, batch_size
@@ -141,6 +145,8 @@ class SavedModelArtifact(Artifact):
 class TFLiteArtifact(Artifact):
     """A TFLite variant at batch 1 (how it was exported) behind its inputs' float front-ends."""
 
+    takes_variant = True
+
     def __init__(self, *args):
         super().__init__(*args)
         from mmkeras.runtime import LiteRTRunner, TFLitePipeline
@@ -167,11 +173,11 @@ class TFLiteArtifact(Artifact):
 def parse_artifact(spec):
     """`keras`, `saved_model` or `tflite:<variant>` → (registered kind, variant or None)."""
     kind, _, variant = str(spec).partition(":")
-    ARTIFACTS.get(kind)  # one line with a did-you-mean for a typo
-    if kind == "tflite" and not variant:
-        raise UserError("--artifact tflite needs its variant: tflite:float32, tflite:int8, ...")
-    if kind != "tflite" and variant:
-        raise UserError(f"--artifact {spec}: only tflite takes a variant (tflite:{variant})")
+    takes_variant = ARTIFACTS.get(kind).takes_variant  # one line with a did-you-mean for a typo
+    if takes_variant and not variant:
+        raise UserError(f"--artifact {kind} needs its variant: {kind}:float32, {kind}:int8, ...")
+    if variant and not takes_variant:
+        raise UserError(f"--artifact {spec}: {kind} takes no variant")
     return kind, variant or None
 
 

@@ -285,6 +285,13 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
         assert json.loads(z.read("tiny_int8.json"))["quantization"] == "int8"
 
 
+def test_every_input_type_has_its_tflite_metadata():
+    from mmkeras.data.modality import MODALITIES
+    from mmkeras.export.metadata import INPUT_METADATA
+
+    assert sorted(INPUT_METADATA) == MODALITIES.names() == sorted(tflite.APP_PREPROCESSING)
+
+
 def test_mediapipe_still_ships_no_parser_version_module():
     """export.metadata stands in for the native module MediaPipe's metadata writer imports; when a
     release ships it again this fails, and the stand-in should go."""

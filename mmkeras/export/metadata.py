@@ -129,50 +129,62 @@ def _range(detail):
         if quantization else ""
 
 
+def _image_md(lib, h, name, described, detail):
+    steps, grey = described["preprocessing"], h.cfg.channels == 1
+    return lib.info.InputImageTensorMd(
+        name=name, description=f"{h.name}: {steps['size']['height']}x{steps['size']['width']} "
+                               f"{'grey' if grey else 'RGB'} pixels in [0, 255], resized bilinear with "
+                               f"antialiasing; not normalised (the model rescales).{_range(detail)}",
+        norm_mean=[0.0], norm_std=[1.0],
+        color_space_type=lib.fb.ColorSpaceType.GRAYSCALE if grey else lib.fb.ColorSpaceType.RGB,
+        tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None), {}
+
+
+def _text_md(lib, h, name, described, detail):
+    steps = described["preprocessing"]
+    vocab = {vocab_file(h.name): "".join(f"{token}\n" for token in steps["vocab"]).encode("utf-8")}
+    return lib.info.TensorMd(
+        name=name, description=f"{h.name}: int32 WordPiece ids of the lower-cased, accent-stripped text "
+                               f"(BERT-style split), truncated or padded with id {steps['pad_id']} to "
+                               f"{steps['max_tokens']}; unknown words id {steps['unk_id']}; no [CLS]/[SEP].",
+        associated_files=[lib.info.AssociatedFileMd(
+            vocab_file(h.name), "WordPiece vocabulary: line n is token id n ('##' continues a word)",
+            lib.fb.AssociatedFileType.VOCABULARY)]), vocab
+
+
+def _audio_md(lib, h, name, described, detail):
+    """The variant's audio input is the front-end's output (`<name>_features`)."""
+    frontend = described["frontend"]
+    return lib.info.TensorMd(
+        name=name, description=f"{h.name}: {frontend['layer']} of a {h.cfg.seconds} s mono waveform at "
+                               f"{h.cfg.sample_rate} Hz, computed by {frontend['file']} (float32).{_range(detail)}"), {}
+
+
+def _numeric_md(lib, h, name, described, detail):
+    steps = described["preprocessing"]
+    stats = "".join(f" {c}: mean {m:.6g}, std {v ** 0.5:.6g};"
+                    for c, m, v in zip(steps["columns"], steps["mean"], steps["variance"]))
+    return lib.info.TensorMd(
+        name=name, description=f"{h.name}: raw float32 values of columns [{', '.join(steps['columns'])}] in this "
+                               f"order; the model standardises them itself (training statistics:{stats})."
+                               f"{_range(detail)}"), {}
+
+
+# Per input type: (lib, handler, signature name, its app description, its tensor) → (*Md, associated files).
+INPUT_METADATA = {"image": _image_md, "text": _text_md, "audio": _audio_md, "numeric": _numeric_md}
+
+
 def _input_entries(lib, ctx, app, tensors):
-    """Signature input name → (TensorMetadataT, {associated file name: bytes})."""
-    fb, info = lib.fb, lib.info
+    """Signature input name → (TensorMetadataT, {associated file name: bytes}), presence flags included."""
     entries = {}
     for h, described in zip(ctx.prep.handlers, (i for i in app["inputs"] if i["type"] != "presence")):
-        name, steps = described["name"], described["preprocessing"]
-        detail = tensors[name]
-        kind, files = h.cfg.type, {}
-        if kind == "image":
-            grey = h.cfg.channels == 1
-            md = info.InputImageTensorMd(
-                name=name, description=f"{h.name}: {steps['size']['height']}x{steps['size']['width']} "
-                                       f"{'grey' if grey else 'RGB'} pixels in [0, 255], resized bilinear with "
-                                       f"antialiasing; not normalised (the model rescales).{_range(detail)}",
-                norm_mean=[0.0], norm_std=[1.0],
-                color_space_type=fb.ColorSpaceType.GRAYSCALE if grey else fb.ColorSpaceType.RGB,
-                tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None)
-        elif kind == "text":
-            files[vocab_file(h.name)] = "".join(f"{token}\n" for token in steps["vocab"]).encode("utf-8")
-            md = info.TensorMd(
-                name=name, description=f"{h.name}: int32 WordPiece ids of the lower-cased, accent-stripped text "
-                                       f"(BERT-style split), truncated or padded with id {steps['pad_id']} to "
-                                       f"{steps['max_tokens']}; unknown words id {steps['unk_id']}; no [CLS]/[SEP].",
-                associated_files=[info.AssociatedFileMd(
-                    vocab_file(h.name), "WordPiece vocabulary: line n is token id n ('##' continues a word)",
-                    fb.AssociatedFileType.VOCABULARY)])
-        elif name == features_key(h.name):
-            frontend = described["frontend"]
-            md = info.TensorMd(
-                name=name, description=f"{h.name}: {frontend['layer']} of a {h.cfg.seconds} s mono waveform at "
-                                       f"{h.cfg.sample_rate} Hz, computed by {frontend['file']} (float32).{_range(detail)}")
-        else:
-            columns = ", ".join(steps.get("columns", []))
-            stats = "".join(f" {c}: mean {m:.6g}, std {v ** 0.5:.6g};"
-                            for c, m, v in zip(steps.get("columns", []), steps.get("mean", []),
-                                               steps.get("variance", [])))
-            md = info.TensorMd(
-                name=name, description=f"{h.name}: raw float32 values of columns [{columns}] in this order; the "
-                                       f"model standardises them itself (training statistics:{stats}).{_range(detail)}")
+        name = described["name"]
+        md, files = INPUT_METADATA[h.cfg.type](lib, h, name, described, tensors[name])
         entries[name] = (md.create_metadata(), files)
         flag = presence_key(h.name)
-        entries[flag] = (info.TensorMd(name=flag, description=f"1.0 when {h.name} is present, 0.0 when absent "
-                                                                 "(then fill its input with zeros)",
-                                       min_values=[0.0], max_values=[1.0]).create_metadata(), {})
+        entries[flag] = (lib.info.TensorMd(name=flag, description=f"1.0 when {h.name} is present, 0.0 when absent "
+                                                                     "(then fill its input with zeros)",
+                                           min_values=[0.0], max_values=[1.0]).create_metadata(), {})
     return entries
 
 
