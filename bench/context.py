@@ -137,11 +137,12 @@ class BenchContext:
     def exported(self):
         """(export/report.json as a dict, wall seconds of `python -m export`), exported once per harness run."""
         from mmkeras.io import read_json
+        from mmkeras.run_dir import ExportDir, RunDir
 
         run_dir = self.trained_run()
         print(f"  exporting {run_dir} (log: {self.logs}/export.log)", flush=True)
         child = run_python(["-m", "export", run_dir], os.path.join(self.logs, "export.log"))
-        return read_json(os.path.join(run_dir, "export", "report.json")), child.wall_s
+        return read_json(ExportDir(RunDir(run_dir).export).report("json")), child.wall_s
 
     @functools.cached_property
     def export_context(self):

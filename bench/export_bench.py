@@ -22,16 +22,18 @@ from mmkeras.export.tflite import _FLOAT_TYPES, _TENSOR_TYPES  # the flatbuffer'
 from mmkeras.names import features_key
 from mmkeras.export.saved_model import save_tensor_model
 from mmkeras.export.tflite import convert, quantization_config, representative_dataset
+from mmkeras.run_dir import RunDir
 from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
 
 def variant_path(ctx, report, variant):
-    return os.path.join(ctx.run_dir, "export", report["variants"][variant]["path"])
+    """A variant's file: report.json gives it relative to the export folder."""
+    return os.path.join(RunDir(ctx.run_dir).export, report["variants"][variant]["path"])
 
 
 def frontend_runners(ctx, report):
     """Input name → its exported float front-end, in LiteRT on one thread (none without audio)."""
-    return {name: LiteRTRunner(os.path.join(ctx.run_dir, "export", f["path"]), num_threads=1)
+    return {name: LiteRTRunner(os.path.join(RunDir(ctx.run_dir).export, f["path"]), num_threads=1)
             for name, f in report.get("frontends", {}).items()}
 
 

@@ -1,5 +1,6 @@
 """The run directory layout (a user contract: scripts read these paths)."""
 import contextlib
+import csv
 import errno
 import fcntl
 import hashlib
@@ -189,6 +190,18 @@ def load_run(path):
     return run, cfg, prep, model
 
 
+def read_history(path, before=None):
+    """Rows of a run's history.csv (dicts of strings), only epochs < `before` when given; [] when absent.
+
+    The one reader: training rewrites the file from it on resume, the plots read their series from it.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if before is None or int(r["epoch"]) < before]
+
+
 def _lock_directory(path):
     """An exclusive flock on the directory itself (no lock file to leave behind) → its open fd, which
     holds the lock until closed; UserError if another process holds it."""
@@ -237,14 +250,19 @@ LAYOUT = {
 
 
 class ExportDir:
-    """Paths inside RUN_DIR/export for one model name (a user contract: TF Serving and apps read them).
+    """Paths inside RUN_DIR/export (a user contract: TF Serving and apps read them); the SavedModel
+    and TFLite paths need the model's name (the config's `name`), the report's do not.
 
     Example:
         ExportDir("runs/demo/export", "demo").tflite("int8")  # runs/demo/export/tflite/demo_int8.tflite
     """
 
-    def __init__(self, path, model_name):
+    def __init__(self, path, model_name=None):
         self.path, self.model_name = os.path.abspath(path), model_name
+
+    def report(self, ext):
+        """`report.json`, `report.md` or `report.png` (ext without the dot): every variant's verification."""
+        return os.path.join(self.path, f"report.{ext}")
 
     @property
     def saved_model(self):

@@ -23,7 +23,8 @@ from conftest import tiny_config_dict
 from mmkeras.errors import ConfigError, UserError
 from mmkeras.run_dir import RunDir
 from mmkeras.training.inputs import even_sizes
-from mmkeras.training.loop import EpochHistory, read_history
+from mmkeras.run_dir import read_history
+from mmkeras.training.loop import EpochHistory
 from mmkeras.training.strategy import Worker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -177,7 +177,7 @@ HISTORY = (
 def test_read_history_pairs_val_columns(tmp_path):
     csv_path = tmp_path / "history.csv"
     csv_path.write_text(HISTORY)
-    epochs, series = plots.read_history(csv_path)
+    epochs, series = plots.history_series(csv_path)
     assert epochs.tolist() == [0, 1, 2]
     assert list(series) == ["loss", "label_accuracy", "label_loss"]
     train, val = series["label_accuracy"]

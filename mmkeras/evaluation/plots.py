@@ -3,7 +3,6 @@
 Uses `Figure` + the Agg canvas directly instead of pyplot, so importing this module
 never switches the process-wide matplotlib backend or opens a window.
 """
-import csv
 import math
 import os
 
@@ -13,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mmkeras.io import atomic_path
+from mmkeras.run_dir import read_history
 
 
 def new_figure(width, height):
@@ -72,14 +72,13 @@ def _to_float(text):
         return math.nan
 
 
-def read_history(history_csv):
-    """Read a Keras CSVLogger file into (epochs, {metric: (train values or None, val values or None)}).
+def history_series(history_csv):
+    """A run's history.csv as (epochs, {metric: (train values or None, val values or None)}).
 
     Args:
         history_csv: path of the CSV file; `val_<metric>` columns are paired with `<metric>`.
     """
-    with open(history_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_history(history_csv)
     if not rows:
         raise ValueError(f"{history_csv}: no epochs logged (the file is empty or holds only a header)")
 
@@ -101,7 +100,7 @@ def plot_history(history_csv, path):
         history_csv: a Keras CSVLogger file (`epoch`, `loss`, `val_loss`, metrics and their `val_` twins).
         path: PNG file to write.
     """
-    epochs, series = read_history(history_csv)
+    epochs, series = history_series(history_csv)
     ncols = min(3, len(series))
     nrows = math.ceil(len(series) / ncols)
     fig = new_figure(4.5 * ncols, 3.3 * nrows)

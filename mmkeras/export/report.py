@@ -8,10 +8,10 @@ Example:
     write_report("runs/demo/export", {"float32": {...}, "int8": {...}},
                  {"model": "demo", "split": "test", "samples": 190}, {"speech": {...}})
 """
-import os
 
 from mmkeras.evaluation.plots import new_figure
 from mmkeras.io import atomic_path, atomic_write_json, atomic_write_text
+from mmkeras.run_dir import ExportDir
 
 REFERENCE = "float32"  # ratios are relative to the unquantised model
 
@@ -26,7 +26,7 @@ def write_report(export_dir, results, meta, frontends=None):
         frontends: input name → its float front-end's verification result (none without audio).
     """
     frontends = frontends or {}
-    paths = [os.path.join(export_dir, f"report.{ext}") for ext in ("json", "md", "png")]
+    paths = [ExportDir(export_dir).report(ext) for ext in ("json", "md", "png")]
     atomic_write_json(paths[0], {"meta": meta, "frontends": frontends, "variants": results})
     atomic_write_text(paths[1], markdown(results, meta, frontends))
     plot(results, paths[2])

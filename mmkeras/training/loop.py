@@ -22,6 +22,7 @@ import tf_keras as keras
 from mmkeras.errors import TrainingDiverged
 from mmkeras.heads import HEAD_TYPES, compile_args, heads
 from mmkeras.io import atomic_path, atomic_write_text
+from mmkeras.run_dir import read_history
 
 
 def compile_model(model, cfg, steps_per_epoch):
@@ -34,15 +35,6 @@ def compile_model(model, cfg, steps_per_epoch):
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
                   jit_compile=t.jit_compile)
-
-
-def read_history(path, before=None):
-    """Rows of a history.csv (dicts of strings), only epochs < `before` when given."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if before is None or int(r["epoch"]) < before]
 
 
 class EpochHistory(keras.callbacks.Callback):
