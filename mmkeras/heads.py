@@ -1,41 +1,17 @@
-"""Task heads, their losses, metrics and targets, one entry per output type.
+"""Task heads and their targets; what differs per output type is its plugin (`mmkeras.outputs`).
 
 Joint training minimises Σ λ_k·ℓ_k: Keras `loss_weights` carries each output's
 `loss_weight`, and `aux_weight` for its per-modality auxiliary heads. An auxiliary
 head learns only from records whose modality is present (per-record loss weights).
 """
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.targets import encode_targets
 from mmkeras.names import aux_output_name
-
-
-@keras.saving.register_keras_serializable(package="mmkeras")
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Categorical cross-entropy on integer labels with label smoothing.
-
-    Keras' sparse loss has no smoothing; one-hot targets would change the data
-    contract, so the labels are one-hot encoded here, inside the loss.
-
-    Args:
-        label_smoothing: mass spread uniformly over all classes (0 = plain cross-entropy).
-    """
-
-    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        depth = tf.shape(y_pred)[-1]
-        one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), depth, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+from mmkeras.outputs import output_type
+from mmkeras.outputs.category import SmoothedSparseCrossentropy  # noqa: F401  (models saved with it load)
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -88,20 +64,6 @@ class StandardizedMSE(keras.losses.Loss):
         return {**super().get_config(), "std": self.std}
 
 
-@dataclasses.dataclass(frozen=True)
-class HeadType:
-    activation: str
-    loss: object  # output config → Keras loss
-    metrics: tuple
-
-
-HEAD_TYPES = {
-    "category": HeadType("softmax", lambda out: SmoothedSparseCrossentropy(out.label_smoothing), ("accuracy",)),
-    "multilabel": HeadType("sigmoid", lambda out: "binary_crossentropy", ("binary_accuracy",)),
-    "numeric": HeadType("linear", lambda out: "mse", ("mae",)),
-}
-
-
 def numeric_scale(out, targets):
     """The (mean, std) a numeric output's head learns in, or None when it learns raw values."""
     stats = targets.get(out.name) if out.standardize else None
@@ -124,15 +86,15 @@ def build_heads(fused, embeddings, cfg, labels, targets=None):
         fused: the fusion output [B, D].
         embeddings: input name → that modality's embedding [B, d], for auxiliary heads.
         cfg: the Config; labels: output name → label names (None for numeric).
-        targets: numeric output name → its training targets' {"mean", "std"} (`target_stats`).
+        targets: numeric output name → its training targets' {"mean", "std"} (the output type's `target_stats`).
     """
     outputs = {}
     for name, out, _, modality in heads(cfg):
-        units = len(labels[out.name]) if labels.get(out.name) is not None else 1
+        kind = output_type(out)
         source = fused if modality is None else embeddings[modality]
         scale = numeric_scale(out, targets or {})
         # float32 outputs keep losses stable under mixed precision.
-        head = keras.layers.Dense(units, activation=HEAD_TYPES[out.type].activation, dtype="float32",
+        head = keras.layers.Dense(kind.units(labels.get(out.name)), activation=kind.activation, dtype="float32",
                                   name=f"{name}_standardized" if scale else name)(source)
         outputs[name] = Destandardize(*scale, name=name)(head) if scale else head
     return outputs
@@ -150,9 +112,9 @@ def compile_args(cfg, model=None):
         if isinstance(layer, Destandardize):
             loss[name] = StandardizedMSE(layer.std)
         else:
-            loss[name] = HEAD_TYPES[out.type].loss(out)
+            loss[name] = output_type(out).loss(out)
         weights[name] = weight
-        metrics[name] = list(HEAD_TYPES[out.type].metrics)
+        metrics[name] = [output_type(out).keras_metric]
     return loss, weights, metrics
 
 

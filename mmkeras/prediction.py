@@ -32,7 +32,7 @@ from mmkeras.data.pipeline import make_dataset
 from mmkeras.data.records import split_from_rows, validate_records
 from mmkeras.data.targets import encode_targets, parse_target
 from mmkeras.errors import UserError
-from mmkeras.evaluation.metrics import METRICS, MULTILABEL_THRESHOLD
+from mmkeras.outputs import output_type
 from mmkeras.registry import Registry
 from mmkeras.run_dir import ExportDir, load_run
 
@@ -208,63 +208,13 @@ class Predictor:
 # === Rows: one per record, per output what it predicts ===
 
 
-def _probability(p):
-    return round(float(p), 6)
-
-
-class CategoryRows:
-    """The most probable label, its probability, and the top k."""
-
-    @staticmethod
-    def row(pred, labels, top_k):
-        order = np.argsort(-pred, kind="stable")[:top_k]  # ties as argmax: lower index first
-        return {"label": labels[order[0]], "probability": _probability(pred[order[0]]),
-                "top_k": [{"label": labels[i], "probability": _probability(pred[i])} for i in order]}
-
-    @staticmethod
-    def flat(name, row, out):
-        cells = {name: row["label"], f"{name}_probability": row["probability"]}
-        for k, entry in enumerate(row["top_k"][1:], start=2):
-            cells.update({f"{name}_top{k}": entry["label"], f"{name}_top{k}_probability": entry["probability"]})
-        return cells
-
-
-class MultilabelRows:
-    """Every label over MULTILABEL_THRESHOLD with its probability, most probable first."""
-
-    @staticmethod
-    def row(pred, labels, top_k):
-        order = [i for i in np.argsort(-pred, kind="stable") if pred[i] > MULTILABEL_THRESHOLD]
-        return {"labels": [labels[i] for i in order], "probabilities": [_probability(pred[i]) for i in order]}
-
-    @staticmethod
-    def flat(name, row, out):
-        return {name: out.separator.join(row["labels"]),
-                f"{name}_probabilities": out.separator.join(str(p) for p in row["probabilities"])}
-
-
-class NumericRows:
-    """The predicted value, in the target's own units."""
-
-    @staticmethod
-    def row(pred, labels, top_k):
-        return {"value": float(pred[0])}
-
-    @staticmethod
-    def flat(name, row, out):
-        return {name: row["value"]}
-
-
-ROWS = {"category": CategoryRows, "multilabel": MultilabelRows, "numeric": NumericRows}
-
-
 def prediction_rows(cfg, labels, split, outputs, top_k):
     """One chunk's predictions → a row per record: {"line": manifest line, output: its prediction}."""
     rows = []
     for i, line in enumerate(split.lines):
         row = {"line": line}
         for o in cfg.outputs:
-            row[o.name] = ROWS[o.type].row(outputs[o.name][i], labels.get(o.name), top_k)
+            row[o.name] = output_type(o).row(outputs[o.name][i], labels.get(o.name), top_k)
         rows.append(row)
     return rows
 
@@ -273,7 +223,7 @@ def flat_row(cfg, row):
     """A prediction row → flat CSV cells (line, then each output's columns)."""
     cells = {"line": row["line"]}
     for o in cfg.outputs:
-        cells.update(ROWS[o.type].flat(o.name, row[o.name], o))
+        cells.update(output_type(o).flat(o.name, row[o.name], o))
     return cells
 
 
@@ -310,6 +260,6 @@ class Scores:
 
     def metrics(self):
         """{output: metrics} for each output with at least one scored record."""
-        return {o.name: METRICS[o.type](np.concatenate(self.y_true[o.name]), np.concatenate(self.y_pred[o.name]),
-                                        self.labels.get(o.name))
+        return {o.name: output_type(o).metrics(np.concatenate(self.y_true[o.name]),
+                                               np.concatenate(self.y_pred[o.name]), self.labels.get(o.name))
                 for o in self.outputs if self.y_true[o.name]}

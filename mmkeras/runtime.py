@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from mmkeras.names import presence_key, probabilities_key
+from mmkeras.names import presence_key
+from mmkeras.outputs import output_type
 
 
 def apply_frontends(inputs, frontends):
@@ -46,13 +47,6 @@ def raw_example(handlers, split, index):
         if h.cfg.optional:
             raw[presence_key(h.name)] = np.array([1.0 if present else 0.0], np.float32)
     return raw
-
-
-def keras_output(out, served):
-    """The served tensor matching the Keras model's output `out` (probabilities, or [B, 1] values)."""
-    if out.type == "numeric":
-        return tf.reshape(served[out.name], [-1, 1])
-    return served[probabilities_key(out.name)]
 
 
 class LiteRTRunner:
@@ -187,4 +181,4 @@ class SavedModelRunner:
 
     def __call__(self, raw):
         served = self.signature(**{k: tf.constant(v) for k, v in raw.items()})
-        return {o.name: np.asarray(keras_output(o, served)) for o in self.outputs}
+        return {o.name: np.asarray(output_type(o).keras_output(o.name, served)) for o in self.outputs}

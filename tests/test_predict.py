@@ -10,7 +10,8 @@ import pytest
 
 from mmkeras.config import OutputConfig
 from mmkeras.predict import main, parse_args
-from mmkeras.prediction import ROWS, Predictor, Scores, read_chunks
+from mmkeras.outputs import OUTPUT_TYPES
+from mmkeras.prediction import Predictor, Scores, read_chunks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,14 +111,14 @@ def test_output_cannot_overwrite_the_manifest(tiny_run, tiny_data, capsys):
 
 def test_rows_per_output_type():
     labels = ["a", "b", "c"]
-    row = ROWS["category"].row(np.array([0.2, 0.7, 0.1]), labels, 2)
+    row = OUTPUT_TYPES.get("category").row(np.array([0.2, 0.7, 0.1]), labels, 2)
     assert row == {"label": "b", "probability": 0.7, "top_k": [{"label": "b", "probability": 0.7},
                                                                 {"label": "a", "probability": 0.2}]}
     multi = OutputConfig(name="tags", type="multilabel")
-    row = ROWS["multilabel"].row(np.array([0.6, 0.2, 0.9]), labels, 3)
+    row = OUTPUT_TYPES.get("multilabel").row(np.array([0.6, 0.2, 0.9]), labels, 3)
     assert row == {"labels": ["c", "a"], "probabilities": [0.9, 0.6]}
-    assert ROWS["multilabel"].flat("tags", row, multi) == {"tags": "c;a", "tags_probabilities": "0.9;0.6"}
-    assert ROWS["numeric"].row(np.array([3.5]), None, 3) == {"value": 3.5}
+    assert OUTPUT_TYPES.get("multilabel").flat("tags", row, multi) == {"tags": "c;a", "tags_probabilities": "0.9;0.6"}
+    assert OUTPUT_TYPES.get("numeric").row(np.array([3.5]), None, 3) == {"value": 3.5}
 
 
 def test_scores_skip_records_without_a_valid_label():

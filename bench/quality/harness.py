@@ -27,9 +27,9 @@ from bench.quality.measure import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 QUALITY_DIR = Path(__file__).resolve().parent
-# Primary metric per output type, as mmkeras reports it (mmkeras.evaluation.metrics);
-# True where higher is better. Duplicated here on purpose: the harness must not import
-# TensorFlow (it only starts the runs).
+# The primary metric per output type (`mmkeras.outputs`: each type's primary_metric and
+# higher_is_better). Repeated here on purpose: the harness must not import TensorFlow (it only
+# starts the runs); tests/test_outputs.py checks the two agree.
 PRIMARY = {"category": ("accuracy", True), "multilabel": ("micro_f1", True), "numeric": ("mae", False)}
 
 

@@ -52,7 +52,7 @@ from mmkeras.data.audio import load_audio
 from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.data.targets import label_names
-from mmkeras.evaluation.metrics import METRICS
+from mmkeras.evaluation.metrics import category_metrics, multilabel_metrics, numeric_metrics
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "ludwig-requirements.txt"
@@ -221,7 +221,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def _score(out, labels, truth: list, prediction: dict) -> dict:
     """mmkeras's metrics for one output, from Ludwig's test predictions."""
     if out.type == "numeric":
-        return METRICS["numeric"](truth, prediction["predictions"])
+        return numeric_metrics(truth, prediction["predictions"])
     if out.type == "multilabel":
         names = {token: name for name, token in _set_tokens(labels).items()}
         index = {name: i for i, name in enumerate(labels)}
@@ -231,7 +231,7 @@ def _score(out, labels, truth: list, prediction: dict) -> dict:
             y_true[row, [index[n] for n in true]] = 1
             # Ludwig's own decision (probability >= its threshold, 0.5) as 0/1 scores.
             y_prob[row, [index[names[t]] for t in predicted]] = 1
-        return METRICS["multilabel"](y_true, y_prob, labels)
+        return multilabel_metrics(y_true, y_prob, labels)
     # Ludwig's vocabulary holds the training labels in frequency order (no <UNK> for an
     # output); a label beyond its `most_common` cap gets probability 0.
     vocabulary = {name: i for i, name in enumerate(prediction["vocabulary"])}
@@ -240,7 +240,7 @@ def _score(out, labels, truth: list, prediction: dict) -> dict:
     for column, name in enumerate(labels):
         if name in vocabulary:
             y_prob[:, column] = probabilities[:, vocabulary[name]]
-    return METRICS["category"]([labels.index(name) for name in truth], y_prob, labels)
+    return category_metrics([labels.index(name) for name in truth], y_prob, labels)
 
 
 # === The run ===

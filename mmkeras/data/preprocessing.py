@@ -11,9 +11,10 @@ import os
 from mmkeras.data.manifest import manifest_columns
 from mmkeras.data.modality import handler
 from mmkeras.data.records import holdout, load_split
-from mmkeras.data.targets import label_names, target_stats
+from mmkeras.data.targets import label_names
 from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.io import atomic_write_json, read_json
+from mmkeras.outputs import output_type
 
 # Keys of output entries in preprocessing.json; ":" keeps them apart from input names (identifiers).
 OUTPUT_KEY = "output:{}"
@@ -38,7 +39,8 @@ class Preprocessing:
     @classmethod
     def fit(cls, cfg, train):
         labels = {o.name: label_names(o, train.labels[o.name]) for o in cfg.outputs}
-        targets = {o.name: target_stats(train.labels[o.name]) for o in cfg.outputs if o.type == "numeric"}
+        targets = {o.name: stats for o in cfg.outputs
+                   if (stats := output_type(o).target_stats(train.labels[o.name])) is not None}
         prep = cls(cfg, labels, {}, targets)
         for h in prep.handlers:
             present = [v for v, p in zip(train.values[h.name], train.presence[h.name]) if p > 0]

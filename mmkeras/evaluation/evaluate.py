@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.console import progress
-from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
 from mmkeras.names import presence_key
+from mmkeras.outputs import output_type
 
 
 def ablation_variants(modalities):
@@ -73,10 +73,10 @@ def evaluate(model, dataset, cfg, labels, groups=None):
     outputs = {o.name: o for o in cfg.outputs}
 
     def score(name, y_pred, rows=slice(None)):
-        return METRICS[outputs[name].type](targets[name][rows], y_pred, labels.get(name))
+        return output_type(outputs[name]).metrics(targets[name][rows], y_pred, labels.get(name))
 
     metrics = {name: score(name, preds[0][name]) for name in output_names}
-    ablation = {"metric": {n: PRIMARY_METRIC[outputs[n].type] for n in output_names}}
+    ablation = {"metric": {n: output_type(outputs[n]).primary_metric for n in output_names}}
     for (group, modality, _), pred in zip(variants, preds):
         values = {n: score(n, pred[n])[ablation["metric"][n]] for n in output_names}
         if modality is None:

@@ -128,7 +128,7 @@ def numeric_metrics(y_true, y_pred, labels=None):
     Args:
         y_true: targets, shape [N] or [N, D].
         y_pred: predictions with the same number of values (a Keras [N, 1] output is fine for [N] targets).
-        labels: ignored; accepted so every entry of METRICS takes the same arguments.
+        labels: ignored; accepted so every output type's metrics take the same arguments.
     """
     y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     _check("numeric_metrics", y_true, y_pred)
@@ -152,8 +152,3 @@ def numeric_metrics(y_true, y_pred, labels=None):
         "n": int(n),
     }
 
-
-METRICS = {"category": category_metrics, "multilabel": multilabel_metrics, "numeric": numeric_metrics}
-
-# The single number per output that ablations report (lower is better only for mae).
-PRIMARY_METRIC = {"category": "accuracy", "multilabel": "micro_f1", "numeric": "mae"}

@@ -124,7 +124,7 @@ def plot_ablation(ablation, path, metric_names=None):
         ablation: {"full": {output: value}, "without": {modality: {output: value}},
             "only": {modality: {output: value}}}; missing entries are left blank.
         path: PNG file to write.
-        metric_names: optional {output: metric name} for the y-axis labels (e.g. from PRIMARY_METRIC).
+        metric_names: optional {output: metric name} for the y-axis labels (each output type's primary_metric).
     """
     full = ablation.get("full") or {}
     if not full:

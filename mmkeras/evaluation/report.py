@@ -6,6 +6,7 @@ from mmkeras.evaluation.evaluate import evaluate
 from mmkeras.evaluation.plots import plot_ablation, plot_confusion_matrix, plot_history
 from mmkeras.heads import head_targets
 from mmkeras.io import atomic_write_json, read_json
+from mmkeras.outputs import output_type
 
 
 def evaluate_run(run, cfg, prep, model, split, split_name="test"):
@@ -22,7 +23,7 @@ def evaluate_run(run, cfg, prep, model, split, split_name="test"):
     atomic_write_json(run.metrics, metrics)
 
     for out in cfg.outputs:
-        if out.type == "category":
+        if output_type(out).confusion_matrix:
             m = result["metrics"][out.name]
             plot_confusion_matrix(m["confusion_matrix"], m["labels"],
                                   os.path.join(run.path, f"confusion_{out.name}.png"),

@@ -23,6 +23,8 @@ import sys
 import types
 
 from mmkeras.names import features_key, presence_key
+from mmkeras.outputs import output_type
+from mmkeras.outputs.base import float_range
 
 _VERSION_MODULE = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
 
@@ -112,21 +114,9 @@ def _library():
     return types.SimpleNamespace(fb=fb, schema_fb=schema_fb, metadata=metadata, info=metadata_info)
 
 
-def labels_file(output):
-    """Associated file holding an output's labels, one per line in index order."""
-    return f"{output}_labels.txt"
-
-
 def vocab_file(input_name):
     """Associated file holding a text input's WordPiece vocabulary, one token per line (line = id)."""
     return f"{input_name}_vocab.txt"
-
-
-def _range(detail):
-    """The tensor's float value range when it is int8 (outside it values clip), for descriptions."""
-    quantization = detail.get("quantization")
-    return f" int8: {quantization['float_range'][0]:.4g} to {quantization['float_range'][1]:.4g} representable." \
-        if quantization else ""
 
 
 def _image_md(lib, h, name, described, detail):
@@ -134,7 +124,7 @@ def _image_md(lib, h, name, described, detail):
     return lib.info.InputImageTensorMd(
         name=name, description=f"{h.name}: {steps['size']['height']}x{steps['size']['width']} "
                                f"{'grey' if grey else 'RGB'} pixels in [0, 255], resized bilinear with "
-                               f"antialiasing; not normalised (the model rescales).{_range(detail)}",
+                               f"antialiasing; not normalised (the model rescales).{float_range(detail)}",
         norm_mean=[0.0], norm_std=[1.0],
         color_space_type=lib.fb.ColorSpaceType.GRAYSCALE if grey else lib.fb.ColorSpaceType.RGB,
         tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None), {}
@@ -157,7 +147,7 @@ def _audio_md(lib, h, name, described, detail):
     frontend = described["frontend"]
     return lib.info.TensorMd(
         name=name, description=f"{h.name}: {frontend['layer']} of a {h.cfg.seconds} s mono waveform at "
-                               f"{h.cfg.sample_rate} Hz, computed by {frontend['file']} (float32).{_range(detail)}"), {}
+                               f"{h.cfg.sample_rate} Hz, computed by {frontend['file']} (float32).{float_range(detail)}"), {}
 
 
 def _numeric_md(lib, h, name, described, detail):
@@ -167,7 +157,7 @@ def _numeric_md(lib, h, name, described, detail):
     return lib.info.TensorMd(
         name=name, description=f"{h.name}: raw float32 values of columns [{', '.join(steps['columns'])}] in this "
                                f"order; the model standardises them itself (training statistics:{stats})."
-                               f"{_range(detail)}"), {}
+                               f"{float_range(detail)}"), {}
 
 
 # Per input type: (lib, handler, signature name, its app description, its tensor) → (*Md, associated files).
@@ -189,25 +179,11 @@ def _input_entries(lib, ctx, app, tensors):
 
 
 def _output_entries(lib, ctx, tensors):
-    """Signature output name → (TensorMetadataT, {associated file name: bytes})."""
-    info = lib.info
+    """Signature output name → (TensorMetadataT, {associated file name: bytes}), from each output type."""
     entries = {}
     for o in ctx.cfg.outputs:
-        labels = ctx.prep.labels.get(o.name)
-        detail = tensors[o.name]
-        tensor_type = lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None
-        if labels:
-            kind = "softmax probabilities over" if o.type == "category" else "independent sigmoid probabilities of"
-            md = info.ClassificationTensorMd(
-                name=o.name, description=f"{o.name}: {kind} the {len(labels)} labels of {labels_file(o.name)}."
-                                         f"{_range(detail)}",
-                label_files=[info.LabelFileMd(labels_file(o.name))], tensor_type=tensor_type)
-            entries[o.name] = (md.create_metadata(),
-                               {labels_file(o.name): "".join(f"{label}\n" for label in labels).encode("utf-8")})
-        else:
-            entries[o.name] = (info.TensorMd(name=o.name, description=f"{o.name}: the predicted value, in the "
-                                                                      f"target's units.{_range(detail)}").create_metadata(),
-                               {})
+        md, files = output_type(o).tflite_metadata(lib, o.name, ctx.prep.labels.get(o.name), tensors[o.name])
+        entries[o.name] = (md.create_metadata(), files)
     return entries
 
 

@@ -13,7 +13,8 @@ import tensorflow as tf
 from mmkeras.export.context import input_specs
 from mmkeras.io import atomic_path
 from mmkeras.run_dir import ExportDir
-from mmkeras.names import label_key, presence_key, probabilities_key
+from mmkeras.names import presence_key
+from mmkeras.outputs import output_type
 
 
 def save_tensor_model(model, path, batch_size=1):
@@ -39,18 +40,6 @@ def save_tensor_model(model, path, batch_size=1):
 # === Raw-input serving signature ===
 
 
-def _category_outputs(name, probs, labels):
-    top = tf.gather(labels, tf.argmax(probs, axis=-1))
-    return {probabilities_key(name): probs, label_key(name): top}
-
-
-SERVING_OUTPUTS = {
-    "category": _category_outputs,
-    "multilabel": lambda name, probs, labels: {probabilities_key(name): probs},
-    "numeric": lambda name, value, labels: {name: value[:, 0]},
-}
-
-
 def raw_signature(ctx):
     """The raw serving inputs: one per modality, plus `<name>_present` for optional ones."""
     spec = {}
@@ -71,7 +60,8 @@ class ServingModule(tf.Module):
         self.handlers = ctx.prep.handlers
         # Attributes so the tokenizers' resources are saved with the module.
         self.resources = [r for h in self.handlers for r in h.serving_resources()]
-        self.outputs = [(o.name, o.type, tf.constant(ctx.prep.labels.get(o.name) or [""])) for o in ctx.cfg.outputs]
+        self.outputs = [(o.name, output_type(o), tf.constant(ctx.prep.labels.get(o.name) or [""]))
+                        for o in ctx.cfg.outputs]
         self.serve = tf.function(self._serve, input_signature=[raw_signature(ctx)])
 
     def _serve(self, raw):
@@ -84,7 +74,7 @@ class ServingModule(tf.Module):
         predictions = self.model(inputs, training=False)
         result = {}
         for name, kind, labels in self.outputs:
-            result.update(SERVING_OUTPUTS[kind](name, predictions[name], labels))
+            result.update(kind.serving_outputs(name, predictions[name], labels))
         return result
 
 

@@ -29,6 +29,7 @@ from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
 from mmkeras.export.metadata import frontend_with_metadata, with_metadata
+from mmkeras.outputs import output_type
 from mmkeras.run_dir import ExportDir
 from mmkeras.runtime import LiteRTRunner
 from mmkeras.data.text import PAD, UNK
@@ -337,9 +338,6 @@ def _numeric_steps(handler, ctx):
 # What the app must do to a raw value before feeding it, per input type.
 APP_PREPROCESSING = {"image": _image_steps, "text": _text_steps, "audio": _audio_steps, "numeric": _numeric_steps}
 
-OUTPUT_ACTIVATIONS = {"category": "softmax probabilities", "multilabel": "independent sigmoid probabilities",
-                      "numeric": "the predicted value"}
-
 
 def frontend_metadata(ctx, name):
     """How the app computes `<name>_features`: the front-end file, its tensors and what it computes."""
@@ -377,7 +375,7 @@ def metadata(ctx, config_name, tflite_bytes):
         inputs.append({"name": flag, "type": "presence", **tensors["inputs"][flag],
                        "values": f"1.0 when {h.name} is present, 0.0 when absent"})
     outputs = [{"name": o.name, "type": o.type, **tensors["outputs"][o.name],
-                "values": OUTPUT_ACTIVATIONS[o.type], "labels": ctx.prep.labels.get(o.name)}
+                "values": output_type(o).app_values, "labels": ctx.prep.labels.get(o.name)}
                for o in ctx.cfg.outputs]
     return {
         "model": ctx.cfg.name, "quantization": config_name, "signature": SIGNATURE, "batch_size": 1,

@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from mmkeras.errors import UserError
-from mmkeras.evaluation.metrics import METRICS, PRIMARY_METRIC
 from mmkeras.names import features_key
+from mmkeras.outputs import output_type
 from mmkeras.runtime import TFLitePipeline
 
 # Largest |variant - Keras| output difference allowed. Only the float variants are gated:
@@ -33,7 +33,8 @@ class ParityError(UserError):
 
 def primary_metric(out, y_true, y_pred, labels):
     """The output's primary metric (accuracy, micro-F1 or MAE) over stacked samples."""
-    return METRICS[out.type](y_true, y_pred, labels)[PRIMARY_METRIC[out.type]]
+    kind = output_type(out)
+    return kind.metrics(y_true, y_pred, labels)[kind.primary_metric]
 
 
 def run_timed(runner, samples):
@@ -53,12 +54,13 @@ def _stack(dicts, name):
 
 def compare_output(out, lite, keras, targets, labels):
     """One output's scores for TFLite and Keras predictions, their top-1 agreement and max difference."""
-    result = {"metric": PRIMARY_METRIC[out.type],
+    result = {"metric": output_type(out).primary_metric,
               "value": primary_metric(out, targets, lite, labels),
               "keras_value": primary_metric(out, targets, keras, labels),
               "max_abs_diff": float(np.max(np.abs(lite - keras)))}
-    if out.type == "category":
-        result["agreement"] = float(np.mean(lite.argmax(axis=-1) == keras.argmax(axis=-1)))
+    agreement = output_type(out).agreement(lite, keras)
+    if agreement is not None:
+        result["agreement"] = agreement
     return result
 
 

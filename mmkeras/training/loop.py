@@ -20,8 +20,9 @@ import numpy as np
 import tf_keras as keras
 
 from mmkeras.errors import TrainingDiverged
-from mmkeras.heads import HEAD_TYPES, compile_args, heads
+from mmkeras.heads import compile_args, heads
 from mmkeras.io import atomic_path, atomic_write_text
+from mmkeras.outputs import output_type
 from mmkeras.run_dir import read_history
 
 
@@ -71,10 +72,10 @@ def monitored_metric(cfg):
     `training.monitor: primary` the first output's Keras metric (accuracy for a category
     output, MAE for a numeric one; multilabel outputs have no Keras F1, so their loss)."""
     out = cfg.outputs[0]
-    if cfg.training.monitor == "loss" or out.type == "multilabel":
+    kind = output_type(out)
+    if cfg.training.monitor == "loss" or kind.monitor_mode is None:
         return "val_loss", "min"
-    metric, mode = ("accuracy", "max") if out.type == "category" else ("mae", "min")
-    return "val_" + history_key(cfg, out.name, metric), mode
+    return "val_" + history_key(cfg, out.name, kind.keras_metric), kind.monitor_mode
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -97,8 +98,8 @@ class EpochLine(keras.callbacks.Callback):
         for out in cfg.outputs:
             if history_key(cfg, out.name, "loss") != "loss":  # one head: its loss is the total
                 self.columns.append((f"{out.name} loss", history_key(cfg, out.name, "loss")))
-            for metric in HEAD_TYPES[out.type].metrics:
-                self.columns.append((f"{out.name} {metric}", history_key(cfg, out.name, metric)))
+            metric = output_type(out).keras_metric
+            self.columns.append((f"{out.name} {metric}", history_key(cfg, out.name, metric)))
 
     def on_train_begin(self, logs=None):
         self.widths = [max(len(name), len("0.000 / 0.000")) for name, _ in self.columns]
