@@ -43,3 +43,13 @@ def probabilities_key(output):
 def label_key(output):
     """TF Serving output holding a category output's most probable label (a string)."""
     return f"{output}_label"
+
+
+def labels_file(output):
+    """TFLite associated file holding an output's labels, one per line in index order."""
+    return f"{output}_labels.txt"
+
+
+def vocab_file(input_name):
+    """TFLite associated file holding a text input's WordPiece vocabulary, one token per line (line = id)."""
+    return f"{input_name}_vocab.txt"

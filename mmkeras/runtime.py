@@ -19,7 +19,6 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from mmkeras.names import presence_key
-from mmkeras.outputs import output_type
 
 
 def apply_frontends(inputs, frontends):
@@ -144,6 +143,14 @@ def tensor_info(detail):
     return info
 
 
+def float_range(detail):
+    """' int8: a to b representable.' for a quantised tensor (`tensor_info`; outside that range values
+    clip), else '': the sentence the TFLite metadata adds to a tensor's description."""
+    quantization = detail.get("quantization")
+    return f" int8: {quantization['float_range'][0]:.4g} to {quantization['float_range'][1]:.4g} representable." \
+        if quantization else ""
+
+
 def quantize(x, detail):
     """A float array → the tensor's dtype, through its scale and zero point when quantised."""
     dtype, params = np.dtype(detail["dtype"]), _quantization(detail)
@@ -181,4 +188,6 @@ class SavedModelRunner:
 
     def __call__(self, raw):
         served = self.signature(**{k: tf.constant(v) for k, v in raw.items()})
+        from mmkeras.outputs import output_type  # the output types' modules import this one
+
         return {o.name: np.asarray(output_type(o).keras_output(o.name, served)) for o in self.outputs}

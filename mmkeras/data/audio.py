@@ -18,6 +18,7 @@ from scipy.signal import resample_poly
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
 from mmkeras.layers.audio import LogMelSpectrogram
+from mmkeras.runtime import float_range
 
 
 def load_audio(path, sample_rate):
@@ -175,6 +176,34 @@ class AudioModality(Modality):
     def preprocess(self, x):
         return LogMelSpectrogram(sample_rate=self.cfg.sample_rate, n_mels=self.cfg.n_mels,
                                  name=self.float_frontend())(x)
+
+    def app_preprocessing(self):
+        cfg = self.cfg
+        return {
+            "sample_rate": cfg.sample_rate, "num_samples": cfg.num_samples, "seconds": cfg.seconds,
+            "channels": "mono: average the channels", "resample": "polyphase filter (scipy.signal.resample_poly)",
+            "length": "longer: centre crop (offset = (length - num_samples) // 2); shorter: zero-pad at the end",
+            "values": "float32 waveform in [-1, 1], fed to the front-end model (see `frontend`)",
+        }
+
+    def tflite_metadata(self, lib, name, described, detail):
+        """The variants' audio input is the front-end's output (`<name>_features`)."""
+        frontend = described["frontend"]
+        return lib.info.TensorMd(
+            name=name, description=f"{self.name}: {frontend['layer']} of a {self.cfg.seconds} s mono waveform at "
+                                   f"{self.cfg.sample_rate} Hz, computed by {frontend['file']} (float32)."
+                                   f"{float_range(detail)}"), {}
+
+    def frontend_tflite_metadata(self, lib):
+        """The front-end model's input, as MediaPipe's TensorMetadataT: a waveform with its rate."""
+        md = lib.info.TensorMd(
+            name=self.name, description=f"{self.name}: {self.cfg.seconds} s mono float32 waveform in [-1, 1] at "
+                                        f"{self.cfg.sample_rate} Hz, centre-cropped or zero-padded at the end",
+            min_values=[-1.0], max_values=[1.0], content_type=lib.fb.ContentProperties.AudioProperties
+        ).create_metadata()
+        md.content.contentProperties.sampleRate = self.cfg.sample_rate
+        md.content.contentProperties.channels = 1
+        return md
 
     def float_frontend(self):
         # An 8-bit waveform erases quiet speech, and RFFT2D has no int8 kernel (measured).

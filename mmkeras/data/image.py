@@ -5,6 +5,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
 from mmkeras.errors import op_error_reason
+from mmkeras.runtime import float_range
 
 # What tf.io.decode_image reads; PIL opens more (WebP, TIFF) that would fail later in tf.data.
 TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
@@ -144,3 +145,24 @@ class ImageModality(Modality):
 
     def preprocess(self, x):
         return keras.layers.Rescaling(1.0 / 255, name=f"{self.name}_rescale")(x)
+
+    def app_preprocessing(self):
+        height, width = self.cfg.size
+        return {
+            "decode": "PNG/JPEG/BMP/GIF (first frame) to RGB" if self.cfg.channels == 3 else "to grayscale",
+            "size": {"height": height, "width": width}, "channels": self.cfg.channels, "layout": "NHWC, batch 1",
+            "resize": "bilinear with antialiasing (tf.image.resize(method='bilinear', antialias=True)), "
+                      "aspect ratio not kept",
+            "values": "float32 pixels in [0, 255], not normalised (the model rescales to [0, 1])",
+        }
+
+    def tflite_metadata(self, lib, name, described, detail):
+        height, width = self.cfg.size
+        grey = self.cfg.channels == 1
+        return lib.info.InputImageTensorMd(
+            name=name, description=f"{self.name}: {height}x{width} {'grey' if grey else 'RGB'} pixels in [0, 255], "
+                                   "resized bilinear with antialiasing; not normalised (the model rescales)."
+                                   f"{float_range(detail)}",
+            norm_mean=[0.0], norm_std=[1.0],
+            color_space_type=lib.fb.ColorSpaceType.GRAYSCALE if grey else lib.fb.ColorSpaceType.RGB,
+            tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None), {}

@@ -132,6 +132,22 @@ class Modality:
         """tf.Modules the serving graph uses (saved along with it)."""
         return []
 
+    # === The app: what the TFLite variants' `.json` and metadata say about this input ===
+
+    def app_preprocessing(self):
+        """What an app does to a raw value before feeding the TFLite input (JSON-ready, for its `.json`)."""
+        raise NotImplementedError
+
+    def tflite_metadata(self, lib, name, described, detail):
+        """(MediaPipe metadata_info *Md of the TFLite input `name`, {associated file: bytes}).
+
+        Args:
+            lib: `mmkeras.export.metadata`'s handle on MediaPipe's metadata modules.
+            described: this input's entry of the variant's `.json` (with `preprocessing`).
+            detail: the TFLite tensor (`mmkeras.runtime.tensor_info`).
+        """
+        raise NotImplementedError
+
     def feature_spec(self):
         from mmkeras.encoders import FeatureSpec
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.modality import MODALITIES, BadValue, Modality, parse_number
+from mmkeras.runtime import float_range
 
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
@@ -123,6 +124,23 @@ class NumericModality(Modality):
 
     def raw_example(self, value):
         return np.asarray(self.empty_value if value is None else value, np.float32)
+
+    def app_preprocessing(self):
+        return {
+            "columns": list(self.cfg.columns), "values": "float32 raw values in this column order",
+            "in_model": "columns flagged in `log` become sign(x)*log(1+|x|), then every column is standardised "
+                        "as (x - mean) / sqrt(variance); given for reference only",
+            "log": self.state.get("log", [False] * len(self.cfg.columns)),
+            "mean": self.state["mean"], "variance": self.state["variance"],
+        }
+
+    def tflite_metadata(self, lib, name, described, detail):
+        stats = "".join(f" {c}: mean {m:.6g}, std {v ** 0.5:.6g};"
+                        for c, m, v in zip(self.cfg.columns, self.state["mean"], self.state["variance"]))
+        return lib.info.TensorMd(
+            name=name, description=f"{self.name}: raw float32 values of columns [{', '.join(self.cfg.columns)}] in "
+                                   f"this order; the model standardises them itself (training statistics:{stats})."
+                                   f"{float_range(detail)}"), {}
 
     def preprocess(self, x):
         log = self.state.get("log", [False] * len(self.cfg.columns))  # runs saved before `transform`

@@ -13,6 +13,7 @@ from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
 from mmkeras.data.modality import MODALITIES, Modality
 from mmkeras.io import atomic_write_text
+from mmkeras.names import vocab_file
 
 PAD, UNK = "[PAD]", "[UNK]"  # id 0 is padding: encoders mask it out
 
@@ -105,6 +106,31 @@ class TextModality(Modality):
 
     def serving_resources(self):
         return [self.tokenizer]
+
+    def app_preprocessing(self):
+        vocab = self.state["vocab"]
+        return {
+            "normalize": ["Unicode case folding (lower-casing)", "NFD", "strip accents: drop category Mn characters"],
+            "split": "BERT-style: on whitespace, and every punctuation character is its own word",
+            "wordpiece": {"algorithm": "greedy longest-match-first per word", "continuation_prefix": "##",
+                          "unknown": f"a word that cannot be split into vocabulary pieces, or longer than 100 "
+                                     f"bytes, becomes one {UNK}"},
+            "pad_id": vocab.index(PAD), "unk_id": vocab.index(UNK), "max_tokens": self.cfg.max_tokens,
+            "length": "truncate to max_tokens, then pad with pad_id at the end",
+            "values": "int32 token ids (no [CLS]/[SEP])",
+            "vocab": list(vocab),
+        }
+
+    def tflite_metadata(self, lib, name, described, detail):
+        vocab = self.state["vocab"]
+        md = lib.info.TensorMd(
+            name=name, description=f"{self.name}: int32 WordPiece ids of the lower-cased, accent-stripped text "
+                                   f"(BERT-style split), truncated or padded with id {vocab.index(PAD)} to "
+                                   f"{self.cfg.max_tokens}; unknown words id {vocab.index(UNK)}; no [CLS]/[SEP].",
+            associated_files=[lib.info.AssociatedFileMd(
+                vocab_file(self.name), "WordPiece vocabulary: line n is token id n ('##' continues a word)",
+                lib.fb.AssociatedFileType.VOCABULARY)])
+        return md, {vocab_file(self.name): "".join(f"{token}\n" for token in vocab).encode("utf-8")}
 
 
 def save_vocab(vocab, path):

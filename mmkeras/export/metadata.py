@@ -24,7 +24,6 @@ import types
 
 from mmkeras.names import features_key, presence_key
 from mmkeras.outputs import output_type
-from mmkeras.outputs.base import float_range
 
 _VERSION_MODULE = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
 
@@ -114,62 +113,12 @@ def _library():
     return types.SimpleNamespace(fb=fb, schema_fb=schema_fb, metadata=metadata, info=metadata_info)
 
 
-def vocab_file(input_name):
-    """Associated file holding a text input's WordPiece vocabulary, one token per line (line = id)."""
-    return f"{input_name}_vocab.txt"
-
-
-def _image_md(lib, h, name, described, detail):
-    steps, grey = described["preprocessing"], h.cfg.channels == 1
-    return lib.info.InputImageTensorMd(
-        name=name, description=f"{h.name}: {steps['size']['height']}x{steps['size']['width']} "
-                               f"{'grey' if grey else 'RGB'} pixels in [0, 255], resized bilinear with "
-                               f"antialiasing; not normalised (the model rescales).{float_range(detail)}",
-        norm_mean=[0.0], norm_std=[1.0],
-        color_space_type=lib.fb.ColorSpaceType.GRAYSCALE if grey else lib.fb.ColorSpaceType.RGB,
-        tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None), {}
-
-
-def _text_md(lib, h, name, described, detail):
-    steps = described["preprocessing"]
-    vocab = {vocab_file(h.name): "".join(f"{token}\n" for token in steps["vocab"]).encode("utf-8")}
-    return lib.info.TensorMd(
-        name=name, description=f"{h.name}: int32 WordPiece ids of the lower-cased, accent-stripped text "
-                               f"(BERT-style split), truncated or padded with id {steps['pad_id']} to "
-                               f"{steps['max_tokens']}; unknown words id {steps['unk_id']}; no [CLS]/[SEP].",
-        associated_files=[lib.info.AssociatedFileMd(
-            vocab_file(h.name), "WordPiece vocabulary: line n is token id n ('##' continues a word)",
-            lib.fb.AssociatedFileType.VOCABULARY)]), vocab
-
-
-def _audio_md(lib, h, name, described, detail):
-    """The variant's audio input is the front-end's output (`<name>_features`)."""
-    frontend = described["frontend"]
-    return lib.info.TensorMd(
-        name=name, description=f"{h.name}: {frontend['layer']} of a {h.cfg.seconds} s mono waveform at "
-                               f"{h.cfg.sample_rate} Hz, computed by {frontend['file']} (float32).{float_range(detail)}"), {}
-
-
-def _numeric_md(lib, h, name, described, detail):
-    steps = described["preprocessing"]
-    stats = "".join(f" {c}: mean {m:.6g}, std {v ** 0.5:.6g};"
-                    for c, m, v in zip(steps["columns"], steps["mean"], steps["variance"]))
-    return lib.info.TensorMd(
-        name=name, description=f"{h.name}: raw float32 values of columns [{', '.join(steps['columns'])}] in this "
-                               f"order; the model standardises them itself (training statistics:{stats})."
-                               f"{float_range(detail)}"), {}
-
-
-# Per input type: (lib, handler, signature name, its app description, its tensor) → (*Md, associated files).
-INPUT_METADATA = {"image": _image_md, "text": _text_md, "audio": _audio_md, "numeric": _numeric_md}
-
-
 def _input_entries(lib, ctx, app, tensors):
     """Signature input name → (TensorMetadataT, {associated file name: bytes}), presence flags included."""
     entries = {}
     for h, described in zip(ctx.prep.handlers, (i for i in app["inputs"] if i["type"] != "presence")):
         name = described["name"]
-        md, files = INPUT_METADATA[h.cfg.type](lib, h, name, described, tensors[name])
+        md, files = h.tflite_metadata(lib, name, described, tensors[name])
         entries[name] = (md.create_metadata(), files)
         flag = presence_key(h.name)
         entries[flag] = (lib.info.TensorMd(name=flag, description=f"1.0 when {h.name} is present, 0.0 when absent "
@@ -250,16 +199,10 @@ def frontend_with_metadata(ctx, input_name, tflite_bytes):
     from mmkeras.runtime import LiteRTRunner
 
     lib = _library()
-    fb, info = lib.fb, lib.info
+    info = lib.info
     runner = LiteRTRunner(tflite_bytes)
     h = next(h for h in ctx.prep.handlers if h.name == input_name)
-    waveform = info.TensorMd(name=input_name, description=f"{input_name}: {h.cfg.seconds} s mono float32 waveform "
-                                                          f"in [-1, 1] at {h.cfg.sample_rate} Hz, centre-cropped or "
-                                                          "zero-padded at the end",
-                             min_values=[-1.0], max_values=[1.0], content_type=fb.ContentProperties.AudioProperties)
-    md = waveform.create_metadata()
-    md.content.contentProperties.sampleRate = h.cfg.sample_rate
-    md.content.contentProperties.channels = 1
+    md = h.frontend_tflite_metadata(lib)
 
     features = features_key(input_name)
     outputs = {features: (info.TensorMd(name=features, description=f"what every {ctx.cfg.name} variant takes as "

@@ -32,7 +32,6 @@ from mmkeras.export.metadata import frontend_with_metadata, with_metadata
 from mmkeras.outputs import output_type
 from mmkeras.run_dir import ExportDir
 from mmkeras.runtime import LiteRTRunner
-from mmkeras.data.text import PAD, UNK
 from mmkeras.errors import UserError
 from mmkeras.io import atomic_path, atomic_write_json
 from mmkeras.names import features_key, presence_key
@@ -289,56 +288,6 @@ def _analyzer_report(tflite_bytes):
 QUANTIZE_FORMULA = "q = clamp(round(x / scale) + zero_point, -128, 127); x = (q - zero_point) * scale"
 
 
-def _image_steps(handler, ctx):
-    height, width = handler.cfg.size
-    return {
-        "decode": "PNG/JPEG/BMP/GIF (first frame) to RGB" if handler.cfg.channels == 3 else "to grayscale",
-        "size": {"height": height, "width": width}, "channels": handler.cfg.channels, "layout": "NHWC, batch 1",
-        "resize": "bilinear with antialiasing (tf.image.resize(method='bilinear', antialias=True)), "
-                  "aspect ratio not kept",
-        "values": "float32 pixels in [0, 255], not normalised (the model rescales to [0, 1])",
-    }
-
-
-def _text_steps(handler, ctx):
-    vocab = handler.state["vocab"]
-    return {
-        "normalize": ["Unicode case folding (lower-casing)", "NFD", "strip accents: drop category Mn characters"],
-        "split": "BERT-style: on whitespace, and every punctuation character is its own word",
-        "wordpiece": {"algorithm": "greedy longest-match-first per word", "continuation_prefix": "##",
-                      "unknown": f"a word that cannot be split into vocabulary pieces, or longer than 100 bytes, "
-                                 f"becomes one {UNK}"},
-        "pad_id": vocab.index(PAD), "unk_id": vocab.index(UNK), "max_tokens": handler.cfg.max_tokens,
-        "length": "truncate to max_tokens, then pad with pad_id at the end",
-        "values": "int32 token ids (no [CLS]/[SEP])",
-        "vocab": list(vocab),
-    }
-
-
-def _audio_steps(handler, ctx):
-    cfg = handler.cfg
-    return {
-        "sample_rate": cfg.sample_rate, "num_samples": cfg.num_samples, "seconds": cfg.seconds,
-        "channels": "mono: average the channels", "resample": "polyphase filter (scipy.signal.resample_poly)",
-        "length": "longer: centre crop (offset = (length - num_samples) // 2); shorter: zero-pad at the end",
-        "values": "float32 waveform in [-1, 1], fed to the front-end model (see `frontend`)",
-    }
-
-
-def _numeric_steps(handler, ctx):
-    return {
-        "columns": list(handler.cfg.columns), "values": "float32 raw values in this column order",
-        "in_model": "columns flagged in `log` become sign(x)*log(1+|x|), then every column is standardised "
-                    "as (x - mean) / sqrt(variance); given for reference only",
-        "log": handler.state.get("log", [False] * len(handler.cfg.columns)),
-        "mean": handler.state["mean"], "variance": handler.state["variance"],
-    }
-
-
-# What the app must do to a raw value before feeding it, per input type.
-APP_PREPROCESSING = {"image": _image_steps, "text": _text_steps, "audio": _audio_steps, "numeric": _numeric_steps}
-
-
 def frontend_metadata(ctx, name):
     """How the app computes `<name>_features`: the front-end file, its tensors and what it computes."""
     layer = ctx.frontend_layers[name]
@@ -365,7 +314,7 @@ def metadata(ctx, config_name, tflite_bytes):
     for h in ctx.prep.handlers:
         flag = presence_key(h.name)
         entry = {"type": h.cfg.type, "optional": h.cfg.optional, "presence_flag": flag,
-                 "preprocessing": APP_PREPROCESSING[h.cfg.type](h, ctx)}
+                 "preprocessing": h.app_preprocessing()}
         if h.name in ctx.frontend_layers:
             name = features_key(h.name)
             entry["frontend"] = frontend_metadata(ctx, h.name)

@@ -9,7 +9,9 @@ package plus its test; `tests/test_outputs.py` checks every registered type prov
 
 The config lists the type names itself (it loads before TensorFlow); a test checks they agree.
 """
+from mmkeras.names import labels_file
 from mmkeras.registry import Registry
+from mmkeras.runtime import float_range
 
 OUTPUT_TYPES = Registry("output")
 
@@ -121,18 +123,6 @@ def output_type(out):
 def probability(p):
     """A probability as predict writes it: a float rounded to 6 digits."""
     return round(float(p), 6)
-
-
-def float_range(detail):
-    """' int8: a to b representable.' for a quantised tensor (outside that range values clip), else ''."""
-    quantization = detail.get("quantization")
-    return f" int8: {quantization['float_range'][0]:.4g} to {quantization['float_range'][1]:.4g} representable." \
-        if quantization else ""
-
-
-def labels_file(output):
-    """TFLite associated file holding an output's labels, one per line in index order."""
-    return f"{output}_labels.txt"
 
 
 def classification_metadata(lib, name, labels, detail, kind):

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from mmkeras.data.modality import parse_number
 from mmkeras.evaluation.metrics import numeric_metrics
-from mmkeras.outputs.base import OutputType, register, float_range
+from mmkeras.outputs.base import OutputType, register
+from mmkeras.runtime import float_range
 
 
 @register("numeric")
