@@ -128,7 +128,9 @@ def main(args):
             with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", **newline) as f:
                 count, scores = predict_to(f, predictor, args, log)
                 require_records(count, args.data, log)  # before the rename: no empty predictions file
-        except OSError as e:  # a read-only folder, a full disk: the temporary file is gone
+        except OSError as e:  # a read-only folder, a full disk (the temporary file is gone), an unreadable manifest
+            if e.filename and os.path.abspath(str(e.filename)) == os.path.abspath(args.data):
+                raise DataError(f"{args.data}: cannot read it: {e.strerror}") from None
             raise UserError(f"--output {args.output}: cannot write it: {e.strerror}") from None
     require_records(count, args.data, log)
 
