@@ -206,6 +206,19 @@ def test_every_quantization_the_config_accepts_has_a_converter():
     assert tflite.QUANTIZATIONS.names() == sorted(export.QUANTIZATIONS)
 
 
+def test_edge_tpu_check_lists_every_op_of_the_int8_variant(results):
+    """Full-integer variants get the Edge-TPU-style check, per op; the tiny model's text transformer
+    (embedding GATHER, attention BATCH_MATMUL, GELU, its padding mask computed in bool and float) is
+    what keeps it off such an accelerator, its image CNN maps."""
+    edgetpu = results["int8"]["edgetpu"]
+    assert edgetpu["compatible"] is False
+    assert set(edgetpu["ops"]) == set(results["int8"]["ops"])
+    assert edgetpu["ops"]["CONV_2D"] == edgetpu["ops"]["MAX_POOL_2D"] == "edge tpu"
+    assert edgetpu["ops"]["GATHER"].startswith("not in the Edge TPU's supported ops")
+    assert any(issue.startswith("BATCH_MATMUL: not in the Edge TPU's supported ops") for issue in edgetpu["issues"])
+    assert all(results[v]["edgetpu"] is None for v in ("float32", "dynamic", "float16"))  # float models: no check
+
+
 def test_gpu_compatibility_names_the_audio_front_end(results, frontend_bytes):
     assert results["float32"]["gpu"] == {"compatible": True, "warnings": []}
     gpu = tflite.gpu_compatibility(frontend_bytes)
@@ -330,6 +343,7 @@ def test_report_files_are_written_atomically(ctx, results, frontends, samples, t
     assert sorted(os.listdir(tmp_path)) == ["report.json", "report.md", "report.png"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert "float_ops" in report["variants"]["int8"] and report["frontends"]["speech"]["output"] == "speech_features"
+    assert report["variants"]["int8"]["edgetpu"]["ops"]["CONV_2D"] == "edge tpu"
     lines = (tmp_path / "report.md").read_text().splitlines()
     assert any(line.startswith("- speech front-end (float32") for line in lines)
     table = [line for line in lines if line.startswith("| ")]

@@ -56,6 +56,13 @@ def _gpu(result):
     return "yes" if gpu["compatible"] else f"no ({len(gpu['warnings'])} issues)"
 
 
+def _edgetpu(result):
+    edgetpu = result.get("edgetpu")
+    if edgetpu is None:
+        return "—"
+    return "yes" if edgetpu["compatible"] else f"no ({len(edgetpu['issues'])} issues)"
+
+
 def _float_ops(result):
     ops = result.get("float_ops")
     if ops is None:
@@ -91,6 +98,7 @@ COLUMNS = [
     ("model latency vs float32", _model_ratio),
     ("GPU delegate", lambda r, ref: _gpu(r)),
     ("float ops in int8", lambda r, ref: _float_ops(r)),
+    ("Edge TPU check", lambda r, ref: _edgetpu(r)),
 ]
 
 
@@ -124,6 +132,8 @@ def _notes(results):
                          "kernels' (a device runs it the same way unless its delegate takes it)")
         for warning in (result.get("gpu") or {}).get("warnings", []):
             notes.append(f"- {name} GPU: {warning}")
+        for issue in (result.get("edgetpu") or {}).get("issues", []):
+            notes.append(f"- {name} Edge TPU: {issue}")
     return notes
 
 

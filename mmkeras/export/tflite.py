@@ -261,8 +261,61 @@ def gpu_compatibility(tflite_bytes):
     return {"compatible": not warnings, "warnings": warnings}
 
 
+# The ops the Edge TPU runs, by the table of coral.ai/docs/edgetpu/models-intro ("Supported
+# operations", latest runtime): only its names are checked here — each op's limitations (no fused
+# activation, same x/y dilation, ...) and runtime-version column are the Edge TPU compiler's to
+# apply (read from copies of the page: this machine has no network and no compiler).
+EDGETPU_OPS = frozenset("""
+    ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D EXPAND_DIMS FULLY_CONNECTED L2_NORMALIZATION
+    LOGISTIC UNIDIRECTIONAL_SEQUENCE_LSTM MAXIMUM MAX_POOL_2D MEAN MINIMUM MUL PACK PAD PRELU QUANTIZE REDUCE_MAX
+    REDUCE_MIN RELU RELU6 RELU_N1_TO_1 RESHAPE RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR RSQRT SLICE SOFTMAX
+    SPACE_TO_DEPTH SPLIT SQUEEZE STRIDED_SLICE SUB SUM SQUARED_DIFFERENCE TANH TRANSPOSE TRANSPOSE_CONV
+""".split())
+_EIGHT_BIT = {"int8", "uint8"}
+
+
+def edgetpu_compatibility(tflite_bytes):
+    """An Edge-TPU-style check of a full-integer model, per op, from the flatbuffer.
+
+    What the Edge TPU compiler requires of a model (coral.ai, "TensorFlow models on the Edge
+    TPU"): every op in its supported set, every activation tensor 8-bit (weights and int32 biases
+    are constants), sizes fixed at compile time (no dynamic dimension), at most the 3 innermost
+    dimensions larger than 1. The compiler maps ops until the first it cannot and leaves that
+    one and everything after it to the CPU, so one early unsupported op costs the whole model.
+
+    Returns:
+        {"compatible": bool, "ops": {op: "edge tpu" or why not}, "issues": [one line each]}.
+    """
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite_bytes, 0))
+    ops, issues = {}, collections.Counter()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            reasons = [] if name in EDGETPU_OPS else ["not in the Edge TPU's supported ops"]
+            for i in (i for i in [*op.inputs, *op.outputs] if i >= 0):
+                tensor = subgraph.tensors[i]
+                constant = tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None
+                kind = _TENSOR_TYPES[tensor.type]
+                if not constant and kind not in _EIGHT_BIT:
+                    reasons.append(f"{kind} activations")
+                signature = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+                if signature is not None and any(d < 0 for d in signature):
+                    reasons.append("a dynamic dimension")
+                shape = list(tensor.shape) if tensor.shape is not None else []
+                if not constant and any(d > 1 for d in shape[:-3]):
+                    reasons.append(f"a {len(shape)}-D tensor {shape} with more than its 3 innermost dimensions > 1")
+            reasons = list(dict.fromkeys(reasons))
+            ops.setdefault(name, "; ".join(reasons) if reasons else "edge tpu")
+            if reasons and ops[name] == "edge tpu":
+                ops[name] = "; ".join(reasons)
+            issues.update(f"{name}: {reason}" for reason in reasons)
+    return {"compatible": not issues, "ops": ops,
+            "issues": [f"{issue} ({count}×)" if count > 1 else issue for issue, count in issues.items()]}
+
+
 def inspect_tflite(tflite_bytes, config, name=None):
-    """{"ops", "float_ops", "gpu"} of one model for the report; raises on non-builtin ops.
+    """{"ops", "float_ops", "gpu", "edgetpu"} of one model for the report; raises on non-builtin ops.
 
     Args:
         tflite_bytes: the converted model.
@@ -272,7 +325,9 @@ def inspect_tflite(tflite_bytes, config, name=None):
     """
     return {"ops": op_summary(tflite_bytes, name or config.name),
             "float_ops": float_ops(tflite_bytes) if config.full_integer else None,
-            "gpu": gpu_compatibility(tflite_bytes)}
+            "gpu": gpu_compatibility(tflite_bytes),
+            # Accelerators of the Edge TPU kind run full-integer models only.
+            "edgetpu": edgetpu_compatibility(tflite_bytes) if config.full_integer else None}
 
 
 def _analyzer_report(tflite_bytes):
