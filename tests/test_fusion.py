@@ -175,6 +175,29 @@ def test_save_load(fusion, tmp_path):
     np.testing.assert_allclose(predict(loaded, data), output, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(FUSION_ARGS))
+def test_one_modality_saves_and_loads(name, tmp_path):
+    """A one-element list of inputs comes back from a saved model as a bare tensor: a
+    single-modality run (the quality suite's "only" rows) must still load for evaluate,
+    export and predict."""
+    keras.utils.set_random_seed(0)
+    grids = {"grids": [(4, 4)]} if name in TOKEN_FUSIONS else {}
+    layer = FUSIONS.get(name)(**{**FUSION_ARGS[name], **grids})
+    e, presence = keras.Input((DIMS[0],), name="e0"), keras.Input((1,), name="presence")
+    inputs = {"e0": e, "presence": presence}
+    if name in TOKEN_FUSIONS:
+        inputs.update(t0=keras.Input(TOKENS[0], name="t0"), m0=keras.Input((TOKENS[0][0],), name="m0"))
+        out = layer({"embeddings": [e], "tokens": [inputs["t0"]], "masks": [inputs["m0"]]}, presence)
+    else:
+        out = layer([e], presence)
+    model = keras.Model(inputs, out)
+    data = {k: v for k, v in make_inputs(PRESENCE[:, :1]).items() if k in inputs}
+    path = str(tmp_path / "one.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(predict(loaded, data), predict(model, data), atol=1e-6)
+
+
 def test_tflite_float_builtins_only(fusion):
     _, _, model, data, output = fusion
     np.testing.assert_allclose(run_tflite(convert(model), data), output, atol=1e-4)

@@ -25,9 +25,27 @@ def check_rate(name, value):
         )
 
 
+def per_modality(values):
+    """A fusion's per-modality list, also when it holds one modality.
+
+    A functional model saved with a one-element list of inputs to a layer gives the layer a
+    bare tensor (and a bare shape to `build`) when it is loaded again: a single-modality run
+    then failed to load for evaluate, export and predict.
+    """
+    if isinstance(values, (list, tuple)) and not _is_shape(values):
+        return list(values)
+    return [values]
+
+
+def _is_shape(value):
+    """A single shape: a TensorShape, or a list/tuple of dimensions (ints or None)."""
+    return isinstance(value, tf.TensorShape) or (
+        isinstance(value, (list, tuple)) and all(d is None or isinstance(d, int) for d in value))
+
+
 def embedding_dims(input_shape):
     """Widths d_i of the M embeddings; `input_shape` is a list of shapes (lists after reload)."""
-    return [int(tf.TensorShape(shape)[-1]) for shape in input_shape]
+    return [int(tf.TensorShape(shape)[-1]) for shape in per_modality(input_shape)]
 
 
 class FusionLayer(keras.layers.Layer):
@@ -58,7 +76,7 @@ class FusionLayer(keras.layers.Layer):
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout", dtype=self.dtype_policy)
 
     def call(self, embeddings, presence, training=None):
-        embeddings = list(embeddings)
+        embeddings = per_modality(embeddings)
         if presence.shape[-1] is not None and presence.shape[-1] != len(embeddings):
             raise ValueError(
                 f"`presence` must have one column per embedding. Received: "
@@ -78,7 +96,7 @@ class FusionLayer(keras.layers.Layer):
 
 def token_shapes(input_shape):
     """(N_i, d_i) of each modality's tokens; `input_shape` is a token fusion's input shapes."""
-    return [tuple(int(s) for s in tf.TensorShape(shape)[1:]) for shape in input_shape["tokens"]]
+    return [tuple(int(s) for s in tf.TensorShape(shape)[1:]) for shape in per_modality(input_shape["tokens"])]
 
 
 def object_modality(input_shape):
@@ -159,7 +177,7 @@ class TokenFusionLayer(FusionLayer):
         return tf.concat([e for i, e in enumerate(embeddings) if i != target] + [presence], axis=-1)
 
     def call(self, inputs, presence, training=None):
-        embeddings, tokens, masks = list(inputs["embeddings"]), list(inputs["tokens"]), list(inputs["masks"])
+        embeddings, tokens, masks = (per_modality(inputs[key]) for key in ("embeddings", "tokens", "masks"))
         if not len(embeddings) == len(tokens) == len(masks):
             raise ValueError(f"Expected one embedding, token tensor and mask per modality. Received: "
                              f"{len(embeddings)} embeddings, {len(tokens)} token tensors, {len(masks)} masks")
