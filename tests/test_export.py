@@ -19,7 +19,8 @@ def test_layout_and_report(exported):
     version = os.path.join(exported, "saved_model", "tiny", "1")
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(exported, "tflite"))) == [
-        "tiny_float32.json", "tiny_float32.task", "tiny_float32.tflite", "tiny_speech_frontend.tflite"]
+        "tiny_float32.json", "tiny_float32.task", "tiny_float32.tflite", "tiny_speech_frontend.tflite",
+        "tiny_stats_frontend.tflite"]
     report = json.load(open(os.path.join(exported, "report.json")))
     assert set(report["variants"]) == {"saved_model", "float32"}
     assert report["frontends"]["speech"]["path"] == os.path.join("tflite", "tiny_speech_frontend.tflite")
@@ -214,3 +215,38 @@ def test_a_symlink_out_of_the_run_directory_is_refused(tiny_run, tmp_path):
     (run / "export" / "tflite").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(UserError, match="tflite: leads out of the run directory"):
         RunDir(str(run)).check()
+
+
+def test_numeric_columns_of_any_scale_survive_int8(tmp_path):
+    """A label that lives in a [0, 1] column beside one of scale 1e4: one int8 scale over the raw
+    columns left the small one its zero point (int8 accuracy 0.45 against float32 0.99); the
+    numeric front-end standardises first, so int8 keeps it."""
+    import random
+
+    import yaml
+
+    rng = random.Random(0)
+    for split, n in (("train", 400), ("val", 100), ("test", 200)):
+        with open(tmp_path / f"{split}.jsonl", "w") as f:
+            for _ in range(n):
+                small = rng.random()
+                f.write(json.dumps({"big": rng.gauss(5e4, 1e4), "small": small,
+                                    "label": "high" if small > 0.5 else "low"}) + "\n")
+    config = {"name": "scales", "data": {split: str(tmp_path / f"{file}.jsonl") for split, file in
+                                         (("train", "train"), ("validation", "val"), ("test", "test"))},
+              "inputs": [{"name": "stats", "type": "numeric", "columns": ["big", "small"]}],
+              "outputs": [{"name": "label", "type": "category"}],
+              "training": {"epochs": 15, "learning_rate": 0.01},
+              "export": {"quantize": ["float32", "int8"], "representative_samples": 100}}
+    (tmp_path / "scales.yaml").write_text(yaml.safe_dump(config))
+    run = str(tmp_path / "run")
+    proc = subprocess.run([sys.executable, "train.py", "--config", str(tmp_path / "scales.yaml"), "--output", run],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = export(run, "--formats", "tflite")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(os.path.join(run, "export", "report.json")))
+    accuracy = {v: report["variants"][v]["outputs"]["label"]["value"] for v in ("float32", "int8")}
+    assert accuracy["float32"] >= 0.95, accuracy
+    assert accuracy["int8"] >= accuracy["float32"] - 0.03, accuracy
+    assert report["frontends"]["stats"]["output"] == "stats_features"

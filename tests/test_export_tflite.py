@@ -37,14 +37,21 @@ def saved_model(ctx, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def frontend_bytes(ctx, tmp_path_factory):
-    path = save_tensor_model(ctx.frontend_models["speech"], str(tmp_path_factory.mktemp("frontend") / "speech"))
-    return tflite.convert(path, tflite.quantization_config("float32"))
+def frontend_files(ctx, tmp_path_factory):
+    """Input name → its converted float front-end (speech's log-mel, stats' standardisation)."""
+    folder = tmp_path_factory.mktemp("frontend")
+    return {name: tflite.convert(save_tensor_model(model, str(folder / name)), tflite.quantization_config("float32"))
+            for name, model in ctx.frontend_models.items()}
 
 
 @pytest.fixture(scope="module")
-def frontends(frontend_bytes):
-    return {"speech": LiteRTRunner(frontend_bytes)}
+def frontend_bytes(frontend_files):
+    return frontend_files["speech"]
+
+
+@pytest.fixture(scope="module")
+def frontends(frontend_files):
+    return {name: LiteRTRunner(content) for name, content in frontend_files.items()}
 
 
 def pipeline(model_bytes, frontends):
@@ -129,14 +136,15 @@ def test_frontend_parity_gate_raises(ctx, samples):
 
 def test_tflite_model_takes_features_instead_of_the_waveform(ctx, saved_model):
     names = set(tflite.signature_input_names(saved_model))
-    assert names == set(ctx.input_specs) - {"speech"} | {"speech_features"}
+    assert names == set(ctx.input_specs) - {"speech", "stats"} | {"speech_features", "stats_features"}
     assert ctx.tflite_model.count_params() == ctx.inference_model.count_params()  # same layers, same weights
 
 
 def test_int8_model_takes_and_returns_int8_except_token_ids(converted, ctx):
     runner = LiteRTRunner(converted["int8"])
     dtypes = {name: np.dtype(d["dtype"]) for name, d in runner.input_details.items()}
-    specs = {"speech_features" if name == "speech" else name: dtype for name, (_, dtype) in ctx.input_specs.items()}
+    specs = {f"{name}_features" if name in ("speech", "stats") else name: dtype
+             for name, (_, dtype) in ctx.input_specs.items()}
     assert dtypes == {name: np.int32 if dtype == "int32" else np.int8 for name, dtype in specs.items()}
     assert {np.dtype(d["dtype"]) for d in runner.output_details.values()} == {np.dtype(np.int8)}
 
@@ -241,14 +249,16 @@ def test_metadata_gives_the_app_everything(ctx, converted, tmp_path):
     assert speech["frontend"]["file"] == "tiny_speech_frontend.tflite"
     assert speech["frontend"]["input"] == {"name": "speech", "shape": [1, 4000], "dtype": "float32"}  # 0.5 s at 8 kHz
     assert speech["frontend"]["computes"]["n_mels"] == 16 and speech["frontend"]["computes"]["fft_length"] > 0
-    assert inputs["stats"]["preprocessing"]["columns"] == ["x1", "x2"]
+    stats = inputs["stats_features"]  # standardised by its float front-end before anything is int8
+    assert stats["preprocessing"]["columns"] == ["x1", "x2"] and stats["frontend"]["file"] == "tiny_stats_frontend.tflite"
+    assert stats["dtype"] == "int8" and len(stats["preprocessing"]["std"]) == 2
     assert meta["outputs"][0]["labels"] == ctx.prep.labels["label"]
     assert "quantization" in meta["outputs"][0]
     assert sorted(os.listdir(tmp_path / "tflite")) == ["tiny_int8.json", "tiny_int8.tflite"]  # no temporary left
 
 
-def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, converted, frontend_bytes, samples,
-                                                                         tmp_path):
+def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, converted, frontend_bytes,
+                                                                         frontend_files, samples, tmp_path):
     """The TFLITE_METADATA MediaPipe's displayer reads back matches the config; the signature and
     the outputs are the converted model's; the .task bundle holds the variant, front-end and .json."""
     import zipfile
@@ -257,6 +267,7 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
 
     ctx.cfg.export.author = "tests"  # what the config gives goes into the file
     _, frontend_written = tflite.save_frontend(ctx, str(tmp_path), "speech", frontend_bytes)
+    tflite.save_frontend(ctx, str(tmp_path), "stats", frontend_files["stats"])
     _, written = tflite.save_tflite(ctx, str(tmp_path), "int8", converted["int8"])
     meta, files = read_metadata(written)
     assert (meta["name"], meta["version"], meta["author"]) == ("tiny", "1", "tests")
@@ -272,7 +283,7 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
     assert image["content"]["content_properties"]["color_space"] == "RGB"
     assert image["process_units"][0]["options"] == {"mean": [0.0], "std": [1.0]}  # raw pixels: the model rescales
     assert inputs["image_present"]["stats"] == {"max": [1.0], "min": [0.0]}
-    assert "x1, x2" in inputs["stats"]["description"]
+    assert "x1" in inputs["stats_features"]["description"] and "standardised" in inputs["stats_features"]["description"]
     assert inputs["text"]["associated_files"][0]["type"] == "VOCABULARY"
     text = next(h for h in ctx.prep.handlers if h.name == "text")
     assert associated_file(written, "text_vocab.txt").decode().splitlines() == list(text.state["vocab"])
@@ -292,7 +303,8 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
     bundle = tflite.save_bundle(ctx, str(tmp_path), "int8")
     assert os.path.relpath(bundle, tmp_path) == os.path.join("tflite", "tiny_int8.task")
     with zipfile.ZipFile(bundle) as z:
-        assert sorted(z.namelist()) == ["tiny_int8.json", "tiny_int8.tflite", "tiny_speech_frontend.tflite"]
+        assert sorted(z.namelist()) == ["tiny_int8.json", "tiny_int8.tflite", "tiny_speech_frontend.tflite",
+                                        "tiny_stats_frontend.tflite"]
         assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())  # memory-mappable
         assert z.read("tiny_int8.tflite") == written and z.read("tiny_speech_frontend.tflite") == frontend_written
         assert json.loads(z.read("tiny_int8.json"))["quantization"] == "int8"

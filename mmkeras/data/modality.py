@@ -106,9 +106,14 @@ class Modality:
 
         Export ships such a layer as its own float32 TFLite model, and every TFLite
         variant takes that layer's output instead of the raw input: an 8-bit input
-        would otherwise quantise the signal before the front-end sees it.
+        would otherwise quantise the signal before the front-end sees it (audio's log-mel;
+        numeric standardisation, whose raw columns differ in scale).
         """
         return None
+
+    def frontend_tflite_metadata(self, lib):
+        """The front-end model's input as MediaPipe's TensorMetadataT (inputs with a `float_frontend`)."""
+        raise NotImplementedError
 
     # === Serving (raw inputs in the TF Serving signature) ===
 

@@ -119,7 +119,7 @@ def _input_entries(lib, ctx, app, tensors):
     for h, described in zip(ctx.prep.handlers, (i for i in app["inputs"] if i["type"] != "presence")):
         name = described["name"]
         md, files = h.tflite_metadata(lib, name, described, tensors[name])
-        entries[name] = (md.create_metadata(), files)
+        entries[name] = (md if isinstance(md, lib.fb.TensorMetadataT) else md.create_metadata(), files)
         flag = presence_key(h.name)
         entries[flag] = (lib.info.TensorMd(name=flag, description=f"1.0 when {h.name} is present, 0.0 when absent "
                                                                      "(then fill its input with zeros)",
@@ -195,7 +195,8 @@ def with_metadata(ctx, variant, tflite_bytes, app):
 
 
 def frontend_with_metadata(ctx, input_name, tflite_bytes):
-    """An input's float front-end model with its metadata: audio in (sample rate), features out."""
+    """An input's float front-end model with its metadata: the raw input as its handler describes it
+    (`frontend_tflite_metadata`: a waveform with its rate, raw numeric columns), features out."""
     from mmkeras.runtime import LiteRTRunner
 
     lib = _library()
