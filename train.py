@@ -21,8 +21,9 @@ def main(args):
     tf = start_tensorflow(args.debug)
     import tf_keras as keras
 
-    from mmkeras.data.preprocessing import load_splits
+    from mmkeras.data.preprocessing import Preprocessing, load_splits
     from mmkeras.data.records import BadRecordLog
+    from mmkeras.model import build_model
     from mmkeras.run_dir import RunDir
     from mmkeras.training.strategy import Worker, make_strategy, set_precision
 
@@ -38,22 +39,25 @@ def main(args):
     # error must not cost the previous run. Bad ones are skipped and listed, or an error.
     log = BadRecordLog(cfg.data.on_bad_record)
     splits = load_splits(cfg, log)
-    if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief, config=config_to_dict(cfg)):
-        print(f"resuming the interrupted run in {shared.path} from its backup")
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.training.seed)
+    # Preprocessing state learned on train only; the model built from it before the run directory
+    # is touched too, so a model that cannot be built (too large for memory) costs no previous run.
+    prep = Preprocessing.fit(cfg, splits["train"])
+    with strategy.scope():
+        model = build_or_explain(build_model, cfg, prep)
+    if shared.prepare(overwrite=args.overwrite, is_chief=worker.is_chief, config=config_to_dict(cfg)):
+        print(f"resuming the interrupted run in {shared.path} from its backup")
     with shared.for_worker(worker) as run:
         if run is not shared:
             print(f"{worker.name}: the chief writes {shared.path}; this worker writes {run.path} (removed at exit)")
-        train(cfg, strategy, worker, run, splits, log)
+        train(cfg, strategy, worker, run, splits, log, prep, model)
 
 
-def train(cfg, strategy, worker, run, splits, log):
+def train(cfg, strategy, worker, run, splits, log, prep, model):
     from mmkeras.config import save_config
-    from mmkeras.data.preprocessing import Preprocessing
     from mmkeras.evaluation.report import evaluate_run, summary_lines
-    from mmkeras.model import build_model
     from mmkeras.training.inputs import fit_inputs, remove_disk_caches, steps_per_epoch
     from mmkeras.training.loop import compile_model, fit, resume_hint, save_model
 
@@ -62,16 +66,13 @@ def train(cfg, strategy, worker, run, splits, log):
     if log.entries:
         print(f"skipped {len(log.entries)} bad records, listed in {run.bad_records}")
 
-    # Preprocessing state learned on train only, saved so the run can be re-exported.
-    prep = Preprocessing.fit(cfg, splits["train"])
-    prep.save(run.path)
+    prep.save(run.path)  # so the run can be evaluated and re-exported without retraining
     save_config(cfg, run.config)
 
     # Each worker reads its own share of the records; the global batch is split across replicas.
     cache_dir = run.cache_dir(cfg.data.cache_dir)
     inputs = fit_inputs(strategy, worker, splits, cfg, prep, cache_dir)
     with strategy.scope():
-        model = build_or_explain(build_model, cfg, prep)
         compile_model(model, cfg, steps_per_epoch(len(splits["train"]), cfg.training.batch_size))
     with resume_hint(run):
         fit(model, inputs, cfg, run)

@@ -239,20 +239,22 @@ def test_only_the_chief_takes_the_run_directory_lock(tmp_path):
     RunDir(chief.path).check()
 
 
-def test_a_model_too_large_for_memory_is_one_config_line(tiny_data):
-    """A fusion dim of 2e9 is a valid int32 and a 288 GB allocation: one line, not TensorFlow's OOM traceback."""
+def test_a_model_too_large_for_memory_is_one_line_and_costs_no_previous_run(tiny_data, tmp_path):
+    """A fusion dim of 2e9 is a valid int32 and a 288 GB allocation: one line, not TensorFlow's OOM
+    traceback, found before --overwrite deletes anything."""
+    import yaml
     from conftest import tiny_config_dict
-    from mmkeras.config import config_from_dict
-    from mmkeras.data.preprocessing import Preprocessing, load_splits
-    from mmkeras.data.records import BadRecordLog
-    from mmkeras.errors import ConfigError
-    from mmkeras.model import build_model
-    from train import build_or_explain
 
-    raw = tiny_config_dict(tiny_data)
+    previous = tmp_path / "run"
+    previous.mkdir()
+    (previous / "model.keras").write_text("the previous run's model")
+    raw = tiny_config_dict(tiny_data, epochs=1)
     raw["fusion"]["dim"] = 2_000_000_000
-    cfg = config_from_dict(raw)
-    prep = Preprocessing.fit(cfg, load_splits(cfg, BadRecordLog("skip"))["train"])
-    with pytest.raises(ConfigError, match=r"^the configured model does not fit in memory \(OOM when allocating "
-                                          r"tensor with shape\[\d+,2000000000\]"):
-        build_or_explain(build_model, cfg, prep)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = run("train.py", "--config", str(cfg), "--output", str(previous), "--overwrite")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("error: the configured model does not fit in memory (OOM "
+                                                    "when allocating tensor with shape["), last
+    assert sorted(p.name for p in previous.iterdir()) == ["model.keras"]
+    assert (previous / "model.keras").read_text() == "the previous run's model"
