@@ -10,7 +10,7 @@ range and, for text, the WordPiece vocabulary as an associated file; per output 
 file. Tensor shapes, dtypes and int8 scales stay where TFLite keeps them, in the model's own
 tensors; the SignatureDef is untouched.
 
-MediaPipe's wheels (0.10.30 to 1.2.3, the newest here) ship the metadata writer without the
+MediaPipe's wheels (checked: 0.10.35, 1.0.1, 1.2.2, 1.2.3, the newest here) ship the metadata writer without the
 native module it imports for one function, `GetMinimumMetadataParserVersion`
 (`mediapipe.tasks.cc.metadata.python._pywrap_metadata_version`): importing the writer fails
 with ModuleNotFoundError. `_parser_version_module` provides that one function, computed from the
