@@ -70,6 +70,12 @@ def numeric_scale(out, targets):
     return (stats["mean"], stats["std"]) if stats else None
 
 
+def inference_model(model, cfg):
+    """The trained model with only its main heads, {output: prediction}: what export ships and
+    predict runs (auxiliary per-modality heads exist for training). Same layers and weights."""
+    return keras.Model(model.input, {o.name: model.get_layer(o.name).output for o in cfg.outputs}, name="mmkeras")
+
+
 def heads(cfg):
     """Yield (head name, output config, loss weight, source modality or None) for every head."""
     for out in cfg.outputs:

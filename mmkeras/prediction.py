@@ -23,7 +23,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 
 from mmkeras.cli import native_stderr_silenced
 from mmkeras.data.manifest import manifest_columns
@@ -32,6 +31,7 @@ from mmkeras.data.pipeline import make_dataset
 from mmkeras.data.records import split_from_rows, validate_records
 from mmkeras.data.targets import encode_targets, parse_target
 from mmkeras.errors import UserError
+from mmkeras.heads import inference_model
 from mmkeras.outputs import output_type
 from mmkeras.registry import Registry
 from mmkeras.run_dir import ExportDir, load_run
@@ -64,9 +64,7 @@ class Artifact:
     def __init__(self, run, cfg, prep, model, variant, batch_size):
         self.run, self.cfg, self.prep, self.variant, self.batch_size = run, cfg, prep, variant, batch_size
         self.output_names = [o.name for o in cfg.outputs]
-        # Only the main heads are predictions: auxiliary per-modality heads exist for training.
-        self.model = keras.Model(model.input, {n: model.get_layer(n).output for n in self.output_names},
-                                 name="mmkeras")
+        self.model = inference_model(model, cfg)
         # A one-pass reader gains nothing from a cache: it would only hold the chunk twice.
         self.data_cfg = dataclasses.replace(cfg.data, cache="none")
 

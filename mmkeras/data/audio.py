@@ -16,7 +16,7 @@ import soundfile
 import tensorflow as tf
 from scipy.signal import resample_poly
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
+from mmkeras.data.modality import MODALITIES, BadValue, Modality, header_int, resolve_file
 from mmkeras.layers.audio import LogMelSpectrogram
 from mmkeras.runtime import float_range
 
@@ -50,12 +50,6 @@ def max_audio_seconds(seconds):
     return max(MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR * seconds)
 
 
-def _little_endian(header, start, length):
-    """Unsigned little-endian integer from `length` bytes of a uint8 header, as int64."""
-    values = tf.cast(header[start:start + length], tf.int64)
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(length)], tf.int64))
-
-
 def is_native_wav(contents, sample_rate):
     """True when the file bytes are a canonical 16-bit PCM WAV at `sample_rate`: the files
     `tf.audio.decode_wav` reads exactly as soundfile does.
@@ -71,20 +65,20 @@ def is_native_wav(contents, sample_rate):
     header = tf.io.decode_raw(tf.strings.substr(padded, 0, 44), tf.uint8)
     magic = tf.strings.join([tf.strings.substr(padded, 0, 4), tf.strings.substr(padded, 8, 8),
                              tf.strings.substr(padded, 36, 4)])
-    data_size = _little_endian(header, 40, 4)
-    channels = _little_endian(header, 22, 2)
-    block_align = _little_endian(header, 32, 2)
+    data_size = header_int(header, 40, 4)
+    channels = header_int(header, 22, 2)
+    block_align = header_int(header, 32, 2)
     # A block align or byte rate that disagrees with channels × 16 bit passes soundfile (which
     # derives them) but fails `decode_wav` inside tf.data: such files take the soundfile path.
     return tf.logical_and(
         tf.equal(magic, b"RIFFWAVEfmt data"),
-        tf.reduce_all(tf.stack([tf.equal(_little_endian(header, 16, 4), 16),           # fmt chunk size
-                                tf.equal(_little_endian(header, 20, 2), 1),            # PCM
-                                tf.equal(_little_endian(header, 24, 4), sample_rate),
-                                tf.equal(_little_endian(header, 34, 2), 16),           # bits per sample
+        tf.reduce_all(tf.stack([tf.equal(header_int(header, 16, 4), 16),           # fmt chunk size
+                                tf.equal(header_int(header, 20, 2), 1),            # PCM
+                                tf.equal(header_int(header, 24, 4), sample_rate),
+                                tf.equal(header_int(header, 34, 2), 16),           # bits per sample
                                 tf.greater(channels, 0),
                                 tf.equal(block_align, 2 * channels),
-                                tf.equal(_little_endian(header, 28, 4), sample_rate * 2 * channels),  # byte rate
+                                tf.equal(header_int(header, 28, 4), sample_rate * 2 * channels),  # byte rate
                                 tf.equal(tf.math.floormod(data_size, tf.maximum(block_align, 1)), 0),
                                 tf.equal(44 + data_size, tf.cast(tf.strings.length(contents), tf.int64))])))
 

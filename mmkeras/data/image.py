@@ -3,7 +3,7 @@ import tensorflow as tf
 import tf_keras as keras
 from PIL import Image, UnidentifiedImageError
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality, resolve_file
+from mmkeras.data.modality import MODALITIES, BadValue, Modality, header_int, resolve_file
 from mmkeras.errors import op_error_reason
 from mmkeras.runtime import float_range
 
@@ -55,12 +55,6 @@ def _header_bytes(contents, n=32):
     return tf.pad(head, [[0, n - tf.shape(head)[0]]])
 
 
-def _number(head, start, length, little_endian):
-    weights = [256 ** i for i in range(length)]
-    return tf.reduce_sum(head[start:start + length] * tf.constant(weights if little_endian else weights[::-1],
-                                                                 tf.int64))
-
-
 def declared_size(contents):
     """(height, width) an encoded PNG/JPEG/GIF/BMP declares in its header, read without decoding
     (graph ops only, for the serving signature); (0, 0) for anything else (its decode fails anyway)."""
@@ -70,13 +64,14 @@ def declared_size(contents):
         return tf.reduce_all(tf.equal(head[:len(magic)], tf.constant(list(magic), tf.int64)))
 
     def bmp():
-        height = _number(head, 22, 4, True)  # signed: negative for top-down rows
+        height = header_int(head, 22, 4)  # signed: negative for top-down rows
         height = tf.where(height >= 2**31, 2**32 - height, height)
-        return tf.stack([height, _number(head, 18, 4, True)])
+        return tf.stack([height, header_int(head, 18, 4)])
 
     return tf.case([
-        (starts(b"\x89PNG"), lambda: tf.stack([_number(head, 20, 4, False), _number(head, 16, 4, False)])),
-        (starts(b"GIF8"), lambda: tf.stack([_number(head, 8, 2, True), _number(head, 6, 2, True)])),
+        (starts(b"\x89PNG"), lambda: tf.stack([header_int(head, 20, 4, big_endian=True),
+                                                header_int(head, 16, 4, big_endian=True)])),
+        (starts(b"GIF8"), lambda: tf.stack([header_int(head, 8, 2), header_int(head, 6, 2)])),
         (starts(b"BM"), bmp),
         (starts(b"\xff\xd8"), lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
     ], default=lambda: tf.zeros([2], tf.int64))

@@ -181,6 +181,14 @@ def parse_number(raw):
     return number
 
 
+def header_int(header, start, length, big_endian=False):
+    """Unsigned integer from `length` bytes of a file header (a uint8 or int64 tensor), as int64
+    (graph ops: WAV headers in tf.data, image headers in the serving signature)."""
+    weights = [256 ** i for i in range(length)]
+    values = tf.cast(header[start:start + length], tf.int64)
+    return tf.reduce_sum(values * tf.constant(weights[::-1] if big_endian else weights, tf.int64))
+
+
 def resolve_file(value, manifest_dir):
     """A manifest path → absolute path inside the manifest's folder, which must exist."""
     path = str(value).strip()

@@ -12,7 +12,7 @@ from mmkeras.data.pipeline import make_dataset
 from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.errors import UserError
-from mmkeras.heads import head_targets
+from mmkeras.heads import head_targets, inference_model
 from mmkeras.names import features_key
 from mmkeras.run_dir import load_run
 from mmkeras.runtime import apply_frontends
@@ -37,9 +37,7 @@ class ExportContext:
     def __init__(self, run_dir):
         self.run, self.cfg, self.prep, model = load_run(run_dir)
         self.output_names = [o.name for o in self.cfg.outputs]
-        # Only the main heads ship: auxiliary per-modality heads exist for training.
-        self.inference_model = keras.Model(
-            model.input, {name: model.get_layer(name).output for name in self.output_names}, name="mmkeras")
+        self.inference_model = inference_model(model, self.cfg)
         # Inputs whose in-model front-end ships as its own float TFLite model: input name → layer.
         self.frontend_layers = {h.name: self.inference_model.get_layer(h.float_frontend())
                                 for h in self.prep.handlers if h.float_frontend()}
