@@ -186,7 +186,7 @@ class AudioModality(Modality):
         return lib.info.TensorMd(
             name=name, description=f"{self.name}: {frontend['layer']} of a {self.cfg.seconds} s mono waveform at "
                                    f"{self.cfg.sample_rate} Hz, computed by {frontend['file']} (float32)."
-                                   f"{float_range(detail)}"), {}
+                                   f"{float_range(detail)}").create_metadata(), {}
 
     def frontend_tflite_metadata(self, lib):
         """The front-end model's input, as MediaPipe's TensorMetadataT: a waveform with its rate."""

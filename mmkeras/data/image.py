@@ -160,4 +160,5 @@ class ImageModality(Modality):
                                    f"{float_range(detail)}",
             norm_mean=[0.0], norm_std=[1.0],
             color_space_type=lib.fb.ColorSpaceType.GRAYSCALE if grey else lib.fb.ColorSpaceType.RGB,
-            tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None), {}
+            tensor_type=lib.schema_fb.TensorType.FLOAT32 if detail["dtype"] == "float32" else None
+        ).create_metadata(), {}

@@ -144,7 +144,7 @@ class Modality:
         raise NotImplementedError
 
     def tflite_metadata(self, lib, name, described, detail):
-        """(MediaPipe metadata_info *Md of the TFLite input `name`, {associated file: bytes}).
+        """(the TFLite input `name`'s TensorMetadataT, built with MediaPipe's metadata_info, {associated file: bytes}).
 
         Args:
             lib: `mmkeras.export.metadata`'s handle on MediaPipe's metadata modules.

@@ -130,7 +130,7 @@ class TextModality(Modality):
             associated_files=[lib.info.AssociatedFileMd(
                 vocab_file(self.name), "WordPiece vocabulary: line n is token id n ('##' continues a word)",
                 lib.fb.AssociatedFileType.VOCABULARY)])
-        return md, {vocab_file(self.name): "".join(f"{token}\n" for token in vocab).encode("utf-8")}
+        return md.create_metadata(), {vocab_file(self.name): "".join(f"{token}\n" for token in vocab).encode("utf-8")}
 
 
 def save_vocab(vocab, path):

@@ -118,8 +118,7 @@ def _input_entries(lib, ctx, app, tensors):
     entries = {}
     for h, described in zip(ctx.prep.handlers, (i for i in app["inputs"] if i["type"] != "presence")):
         name = described["name"]
-        md, files = h.tflite_metadata(lib, name, described, tensors[name])
-        entries[name] = (md if isinstance(md, lib.fb.TensorMetadataT) else md.create_metadata(), files)
+        entries[name] = h.tflite_metadata(lib, name, described, tensors[name])
         flag = presence_key(h.name)
         entries[flag] = (lib.info.TensorMd(name=flag, description=f"1.0 when {h.name} is present, 0.0 when absent "
                                                                      "(then fill its input with zeros)",
@@ -131,8 +130,7 @@ def _output_entries(lib, ctx, tensors):
     """Signature output name → (TensorMetadataT, {associated file name: bytes}), from each output type."""
     entries = {}
     for o in ctx.cfg.outputs:
-        md, files = output_type(o).tflite_metadata(lib, o.name, ctx.prep.labels.get(o.name), tensors[o.name])
-        entries[o.name] = (md.create_metadata(), files)
+        entries[o.name] = output_type(o).tflite_metadata(lib, o.name, ctx.prep.labels.get(o.name), tensors[o.name])
     return entries
 
 
@@ -176,7 +174,7 @@ def _general(lib, ctx, what):
                               licenses=export.license or None)
 
 
-def with_metadata(ctx, variant, tflite_bytes, app):
+def with_metadata(ctx, variant, tflite_bytes, app, runner):
     """A variant's model bytes with TFLite metadata written in.
 
     Args:
@@ -184,12 +182,11 @@ def with_metadata(ctx, variant, tflite_bytes, app):
         variant: the quantisation variant (float32, int8, ...), named in the description.
         tflite_bytes: the converted model.
         app: the variant's app description (`export.tflite.metadata`), whose facts the metadata repeats.
+        runner: the converted model's LiteRTRunner (its tensors and their order).
     """
-    from mmkeras.runtime import LiteRTRunner
-
     lib = _library()
-    runner = LiteRTRunner(tflite_bytes)
-    tensors = {**runner.describe()["inputs"], **runner.describe()["outputs"]}
+    described = runner.describe()
+    tensors = {**described["inputs"], **described["outputs"]}
     return _populate(lib, tflite_bytes, _general(lib, ctx, f"{variant} TFLite variant, batch 1"),
                      _input_entries(lib, ctx, app, tensors), _output_entries(lib, ctx, tensors), runner)
 

@@ -356,15 +356,15 @@ def frontend_metadata(ctx, name):
             "output": features_key(name), "computes": computes}
 
 
-def metadata(ctx, config_name, tflite_bytes):
+def metadata(ctx, config_name, runner):
     """Everything an app needs to feed the model and read its outputs, as a JSON-ready dict.
 
     Args:
         ctx: the run's ExportContext.
         config_name: the quantisation variant (float32, dynamic, float16, int8).
-        tflite_bytes: the converted model; tensor shapes, dtypes and quantisation are read from it.
+        runner: the converted model's LiteRTRunner; tensor shapes, dtypes and quantisation are read from it.
     """
-    tensors = LiteRTRunner(tflite_bytes).describe()
+    tensors = runner.describe()
     inputs = []
     for h in ctx.prep.handlers:
         flag = presence_key(h.name)
@@ -403,8 +403,9 @@ def save_tflite(ctx, export_dir, config_name, tflite_bytes):
     Returns (path, the bytes written): what apps load, so what verification must run.
     """
     paths = ExportDir(export_dir, ctx.cfg.name)
-    app = metadata(ctx, config_name, tflite_bytes)
-    model_bytes = with_metadata(ctx, config_name, tflite_bytes, app)
+    runner = LiteRTRunner(tflite_bytes)  # one interpreter reads the tensors for the .json and the metadata
+    app = metadata(ctx, config_name, runner)
+    model_bytes = with_metadata(ctx, config_name, tflite_bytes, app, runner)
     _write_bytes(paths.tflite(config_name), model_bytes)
     atomic_write_json(paths.tflite_metadata(config_name), app)
     return paths.tflite(config_name), model_bytes

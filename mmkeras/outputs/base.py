@@ -98,7 +98,7 @@ class OutputType:
     # === The app and predict ===
 
     def tflite_metadata(self, lib, name, labels, detail):
-        """(MediaPipe metadata_info *Md of the TFLite output, {associated file: bytes}).
+        """(the TFLite output's TensorMetadataT, built with MediaPipe's metadata_info, {associated file: bytes}).
 
         Args:
             lib: `mmkeras.export.metadata`'s handle on MediaPipe's metadata modules.
@@ -131,4 +131,4 @@ def classification_metadata(lib, name, labels, detail, kind):
     md = lib.info.ClassificationTensorMd(
         name=name, description=f"{name}: {kind} the {len(labels)} labels of {labels_file(name)}.{float_range(detail)}",
         label_files=[lib.info.LabelFileMd(labels_file(name))], tensor_type=tensor_type)
-    return md, {labels_file(name): "".join(f"{label}\n" for label in labels).encode("utf-8")}
+    return md.create_metadata(), {labels_file(name): "".join(f"{label}\n" for label in labels).encode("utf-8")}

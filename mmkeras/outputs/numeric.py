@@ -46,7 +46,7 @@ class Numeric(OutputType):
 
     def tflite_metadata(self, lib, name, labels, detail):
         return lib.info.TensorMd(name=name, description=f"{name}: the predicted value, in the target's units."
-                                                        f"{float_range(detail)}"), {}
+                                                        f"{float_range(detail)}").create_metadata(), {}
 
     def row(self, prediction, labels, top_k):
         return {"value": float(prediction[0])}
