@@ -103,7 +103,7 @@ def predict_to(f, predictor, args, log):
 def main(args):
     start_tensorflow(args.debug)
     from mmkeras.data.records import BadRecordLog
-    from mmkeras.evaluation.evaluate import headline
+    from mmkeras.evaluation.report import metrics_line
     from mmkeras.io import atomic_path
     from mmkeras.prediction import Predictor, parse_artifact
 
@@ -145,15 +145,13 @@ def main(args):
             print(f"skipped {len(log.entries)} bad records, listed in {bad_records_path(args.output)}", file=report)
         else:
             print(f"skipped {len(log.entries)} bad records:", file=report)
-            for e in log.entries:
-                column = f", column '{e['column']}'" if e["column"] else ""
-                print(f"  {e['manifest']}:{e['line']}{column}: {e['reason']}", file=report)
+            for entry in log.entries:
+                print(f"  {log.describe(entry)}", file=report)
     if scores:
         for name, metrics in scores.metrics().items():
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items() if isinstance(v, float))
             unscored = scores.unscored[name]
             note = f"; {unscored} records without a valid label not scored" if unscored else ""
-            print(f"{name}: {shown} (n={metrics['n']}{note})", file=report)
+            print(f"{metrics_line(name, metrics)} (n={metrics['n']}{note})", file=report)
 
 
 def parse_args(argv=None):

@@ -30,9 +30,14 @@ class BadRecordLog:
     def add(self, manifest, line, column, value, reason):
         entry = {"manifest": manifest, "line": line, "column": column, "value": _jsonable(value), "reason": reason}
         if self.mode == "error":
-            where = f", column '{column}'" if column else ""
-            raise DataError(f"{manifest}:{line}{where}: {reason} (value: {entry['value']!r})")
+            raise DataError(f"{self.describe(entry)} (value: {entry['value']!r})")
         self.entries.append(entry)
+
+    @staticmethod
+    def describe(entry):
+        """`manifest:line, column 'c': reason` for one entry."""
+        where = f", column '{entry['column']}'" if entry["column"] else ""
+        return f"{entry['manifest']}:{entry['line']}{where}: {entry['reason']}"
 
     def count(self, manifest):
         return sum(e["manifest"] == manifest for e in self.entries)

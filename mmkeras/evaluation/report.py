@@ -36,12 +36,14 @@ def evaluate_run(run, cfg, prep, model, split, split_name="test"):
     return result
 
 
+def metrics_line(name, metrics):
+    """`label: accuracy 0.8889, macro_f1 0.8857, ...`: an output's single-number float metrics."""
+    return f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+
 def summary_lines(result):
     """Human-readable lines: each output's headline metrics, the ablation and the groups' primary metric."""
-    lines = []
-    for name, m in result["metrics"].items():
-        shown = {k: v for k, v in m.items() if isinstance(v, float)}
-        lines.append(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    lines = [metrics_line(name, m) for name, m in result["metrics"].items()]
     ablation = result["ablation"]
     for column, values in result.get("groups", {}).items():
         for value, outputs in values.items():
