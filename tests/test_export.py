@@ -134,8 +134,10 @@ def token_fusion_export(request, tiny_data, tmp_path_factory):
     raw["fusion"] = {"type": request.param, "dim": 8}
     tmp = tmp_path_factory.mktemp(request.param)
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(raw))
-    train = subprocess.run([sys.executable, "train.py", "--config", str(tmp / "tiny.yaml"), "--output", str(tmp / "run")],
-                           capture_output=True, text=True, cwd=REPO)
+    # --deterministic: a 2-epoch model's int8 agreement depends on its weights; one CI run of the
+    # parallel pipeline gave relation 7/18 where every other run gave ≥ 16/18 (closing note).
+    train = subprocess.run([sys.executable, "train.py", "--config", str(tmp / "tiny.yaml"), "--output", str(tmp / "run"),
+                            "--deterministic"], capture_output=True, text=True, cwd=REPO)
     assert train.returncode == 0, train.stderr[-3000:]
     proc = export(str(tmp / "run"), "--quantize", "float32,int8")
     assert proc.returncode == 0, proc.stderr[-3000:]
