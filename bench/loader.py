@@ -22,8 +22,9 @@ import unicodedata
 import numpy as np
 from PIL import Image
 
-from mmkeras.data.audio import load_audio
-from mmkeras.data.text import PAD, UNK
+from mmkeras.modalities.audio import load_audio
+from mmkeras.modalities.text import PAD, UNK
+from mmkeras.modalities.timeseries import load_trace
 from mmkeras.names import presence_key
 
 # === Text: plain-Python WordPiece ===
@@ -132,8 +133,22 @@ def _numeric(h, value, rng):
     return np.asarray(value, np.float32)
 
 
+def _timeseries(h, value, rng):
+    """mmkeras's own trace reader, then numpy: a random crop or a pad with the channel means,
+    or linear interpolation (without the pipeline's antialiasing) for `fit: resample`."""
+    trace, cfg = load_trace(value, h.cfg.channels), h.cfg
+    if cfg.fit == "resample":
+        at = np.linspace(0, len(trace) - 1, cfg.length)
+        return np.stack([np.interp(at, np.arange(len(trace)), c) for c in trace.T], -1).astype(np.float32)
+    if len(trace) > cfg.length:
+        offset = rng.integers(0, len(trace) - cfg.length + 1)
+        return trace[offset: offset + cfg.length]
+    fill = np.broadcast_to(np.asarray(h.state["mean"], np.float32), (cfg.length - len(trace), cfg.channels))
+    return np.concatenate([trace, fill])
+
+
 # Input type → per-sample decoder (text: PythonLoader._text, which needs the input's vocabulary).
-DECODERS = {"image": _image, "audio": _audio, "numeric": _numeric}
+DECODERS = {"image": _image, "audio": _audio, "numeric": _numeric, "timeseries": _timeseries}
 
 
 class PythonLoader:
@@ -149,6 +164,9 @@ class PythonLoader:
         self.split, self.handlers, self.batch_size = split, handlers, batch_size
         self.wordpieces = {h.name: WordPiece(h.state["vocab"], h.cfg.max_tokens)
                            for h in handlers if h.cfg.type == "text"}
+        unknown = [h.cfg.type for h in handlers if h.cfg.type != "text" and h.cfg.type not in DECODERS]
+        if unknown:
+            raise ValueError(f"the hand-written baseline loader has no decoder for {', '.join(unknown)} inputs")
         self.decoders = {h.name: self._text if h.cfg.type == "text" else DECODERS[h.cfg.type] for h in handlers}
         self.stage_seconds = dict.fromkeys([h.name for h in handlers] + ["collate"], 0.0)
         self.samples_decoded = 0

@@ -15,7 +15,7 @@ from bench.context import run_python
 from bench.registry import BENCHMARKS
 from bench.timing import ratio
 from mmkeras.data.manifest import read_manifest
-from mmkeras.data.modality import handler
+from mmkeras.modalities.base import handler
 from mmkeras.data.pipeline import cache_mode, decoded_bytes
 from mmkeras.data.records import BadRecordLog, load_split
 from mmkeras.io import atomic_write_text

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from mmkeras.cli import native_stderr_silenced
 from mmkeras.data.manifest import manifest_columns
-from mmkeras.data.modality import BadValue
+from mmkeras.modalities.base import BadValue
 from mmkeras.data.pipeline import make_dataset
 from mmkeras.data.records import split_from_rows, validate_records
 from mmkeras.data.targets import encode_targets, parse_target

@@ -1,5 +1,22 @@
 """Name → builder registries, so a config `type` picks an implementation without if-chains."""
+import importlib
+import importlib.util
+import pkgutil
+
 from mmkeras.errors import ConfigError, did_you_mean
+
+
+def plugin_modules(package):
+    """The module names in `package` but `base`, listed from its folder without importing it
+    (so the config can name the output types before TensorFlow loads)."""
+    locations = importlib.util.find_spec(package).submodule_search_locations
+    return sorted(m.name for m in pkgutil.iter_modules(locations) if m.name != "base")
+
+
+def import_plugins(package):
+    """Import every plugin module of `package` (each registers itself): a new file is a new type."""
+    for name in plugin_modules(package):
+        importlib.import_module(f"{package}.{name}")
 
 
 class Registry:

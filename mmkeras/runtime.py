@@ -42,7 +42,7 @@ def raw_example(handlers, split, index):
     for h in handlers:
         present = split.presence[h.name][index] > 0
         value = h.raw_example(split.values[h.name][index] if present else None)
-        raw[h.name] = np.expand_dims(np.asarray(value, dtype=object if h.raw_dtype == tf.string else np.float32), 0)
+        raw[h.name] = np.expand_dims(np.asarray(value, dtype=object if h.raw_dtype == "string" else np.float32), 0)
         if h.cfg.optional:
             raw[presence_key(h.name)] = np.array([1.0 if present else 0.0], np.float32)
     return raw
@@ -141,14 +141,6 @@ def tensor_info(detail):
         info["quantization"] = {"scale": scale, "zero_point": zero_point,
                                 "float_range": [(limits.min - zero_point) * scale, (limits.max - zero_point) * scale]}
     return info
-
-
-def float_range(detail):
-    """' int8: a to b representable.' for a quantised tensor (`tensor_info`; outside that range values
-    clip), else '': the sentence the TFLite metadata adds to a tensor's description."""
-    quantization = detail.get("quantization")
-    return f" int8: {quantization['float_range'][0]:.4g} to {quantization['float_range'][1]:.4g} representable." \
-        if quantization else ""
 
 
 def quantize(x, detail):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmkeras.data.numeric import SignedLog1p, is_heavy_tailed
+from mmkeras.layers.numeric import SignedLog1p
+from mmkeras.modalities.numeric import is_heavy_tailed
 from mmkeras.errors import ConfigError
 from mmkeras.layers.augment import RandomShift, SpecAugment, UtteranceNorm
 from test_encoders import assert_config_roundtrip, encoder_model

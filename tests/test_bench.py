@@ -155,7 +155,7 @@ def test_python_wordpiece():
 
 def test_repeated_manifest_keeps_files_inside_its_folder(tiny_data, tmp_path):
     from bench.memory_bench import first_records, link_files, write_repeated
-    from mmkeras.data.modality import resolve_file
+    from mmkeras.modalities.base import resolve_file
 
     records = first_records(os.path.join(tiny_data, "train.jsonl"), 4)
     link_files(records, ["image", "audio"], tiny_data, str(tmp_path))

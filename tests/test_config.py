@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import tiny_config_dict
-from mmkeras.config import AudioInput, config_from_dict, config_to_dict, load_config, save_config
+from mmkeras.config import config_from_dict, config_to_dict, load_config, save_config
+from mmkeras.modalities.audio import AudioInput
 from mmkeras.errors import ConfigError
 
 
@@ -30,8 +31,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r.update(evaluation={"group_bye": ["tags"]}), "evaluation.group_bye: unknown key (did you mean 'group_by'?)"),
     (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer, got 'ten'"),
     (lambda r: r["inputs"][0].update(sise=[8, 8]), "inputs[0].sise: unknown key (did you mean 'size'?)"),
-    (lambda r: r["inputs"][0].update(type="imag"), "inputs[0].type: expected one of image, text, audio, numeric, "
-                                                    "got 'imag' (did you mean 'image'?)"),
+    (lambda r: r["inputs"][0].update(type="imag"), "inputs[0].type: expected one of audio, image, numeric, text, "
+                                                    "timeseries, got 'imag' (did you mean 'image'?)"),
     (lambda r: r["data"].update(on_bad_record="ignore"), "data.on_bad_record: expected one of skip, error"),
     (lambda r: r["outputs"][0].update(type="categorical"), "(did you mean 'category'?)"),
     (lambda r: r["inputs"][3].update(column="x1"), "numeric inputs take `columns`"),

@@ -9,12 +9,12 @@ import tensorflow as tf
 
 from conftest import CLASSES, tiny_config_dict, write_jsonl
 from mmkeras.config import config_from_dict
-from mmkeras.data.audio import load_audio
+from mmkeras.modalities.audio import load_audio
 from mmkeras.data.pipeline import make_dataset
 from mmkeras.names import presence_key
 from mmkeras.data.preprocessing import Preprocessing, load_splits
 from mmkeras.data.records import BadRecordLog
-from mmkeras.data.text import Tokenizer, learn_vocab
+from mmkeras.modalities.text import Tokenizer, learn_vocab
 from mmkeras.errors import DataError
 from mmkeras.heads import head_targets
 
@@ -84,7 +84,7 @@ def test_bad_records_are_skipped_and_listed(tiny_data, tmp_path):
     raw["data"]["train"] = manifest
     cfg = config_from_dict(raw)
     log = BadRecordLog("skip")
-    from mmkeras.data.modality import handler
+    from mmkeras.modalities.base import handler
     from mmkeras.data.records import load_split
 
     split = load_split(manifest, [handler(i) for i in cfg.inputs], cfg.outputs, log)
@@ -105,7 +105,7 @@ def test_bad_records_are_skipped_and_listed(tiny_data, tmp_path):
 def test_silently_wrong_and_hostile_manifest_values_are_listed_bad_records(tiny_data, tmp_path):
     """Values that used to pass as something else, or crash the reader, are each one listed skip."""
     from mmkeras.data.manifest import MAX_JSON_DEPTH
-    from mmkeras.data.modality import handler
+    from mmkeras.modalities.base import handler
     from mmkeras.data.records import load_split
 
     good = json.loads(open(os.path.join(tiny_data, "train.jsonl")).readline())
@@ -185,7 +185,7 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
     manifest = str(folder / "m.jsonl")
     write_jsonl(manifest, rows)
     raw = tiny_config_dict(tiny_data)
-    from mmkeras.data.modality import handler
+    from mmkeras.modalities.base import handler
     from mmkeras.data.records import load_split
 
     log = BadRecordLog("skip")
@@ -309,7 +309,7 @@ def test_csv_row_with_wrong_field_count_is_a_bad_record(tmp_path):
 
 
 def test_audio_crop_is_random_in_training_and_centred_otherwise():
-    from mmkeras.data.audio import fit_length
+    from mmkeras.modalities.audio import fit_length
 
     wave = tf.range(100, dtype=tf.float32)
     assert fit_length(wave, 10, training=False).numpy().tolist() == list(range(45, 55))
@@ -331,8 +331,8 @@ AUDIO_CASES = {  # name → (channels, rate, subtype, format, decoded natively b
 
 @pytest.mark.parametrize("case", sorted(AUDIO_CASES))
 def test_audio_decodes_natively_when_it_can_and_equals_soundfile(tmp_path, case):
-    from mmkeras.config import AudioInput
-    from mmkeras.data.audio import AudioModality, is_native_wav
+    from mmkeras.modalities.audio import AudioInput
+    from mmkeras.modalities.audio import AudioModality, is_native_wav
 
     channels, rate, subtype, fmt, native = AUDIO_CASES[case]
     t = np.arange(rate // 2) / rate
@@ -347,8 +347,8 @@ def test_audio_decodes_natively_when_it_can_and_equals_soundfile(tmp_path, case)
 
 def test_non_canonical_wavs_take_the_soundfile_path(tmp_path):
     """tf.audio.decode_wav rejects several valid layouts mid-epoch; they must go to soundfile."""
-    from mmkeras.config import AudioInput
-    from mmkeras.data.audio import AudioModality, is_native_wav
+    from mmkeras.modalities.audio import AudioInput
+    from mmkeras.modalities.audio import AudioModality, is_native_wav
 
     path = str(tmp_path / "a.wav")
     soundfile.write(path, 0.3 * np.sin(np.arange(1601) / 5), 16000, subtype="PCM_16")
@@ -379,7 +379,7 @@ def test_non_canonical_wavs_take_the_soundfile_path(tmp_path):
 def test_image_decode_resizes_only_when_needed_with_the_same_pixels(tmp_path, height, width):
     from PIL import Image
 
-    from mmkeras.data.image import decode_image_bytes
+    from mmkeras.modalities.image import decode_image_bytes
 
     pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     path = tmp_path / "a.png"
@@ -394,8 +394,8 @@ def test_images_tensorflow_cannot_read_as_configured_are_bad_values(tmp_path):
     """Validation decodes as tf.data will: what PIL opens but TensorFlow would not (or would read wrongly)."""
     from PIL import Image
 
-    from mmkeras.data.image import check_image
-    from mmkeras.data.modality import BadValue
+    from mmkeras.modalities.image import check_image
+    from mmkeras.modalities.base import BadValue
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8))
     cases = [("palette.bmp", image.convert("P"), 3, r"8-bit palette BMP \(TensorFlow reads its palette indices as grey"),
@@ -412,9 +412,9 @@ def test_images_tensorflow_cannot_read_as_configured_are_bad_values(tmp_path):
 
 
 def test_audio_longer_than_the_bound_is_a_bad_value_before_it_is_read(tmp_path):
-    from mmkeras.config import AudioInput
-    from mmkeras.data.audio import AudioModality, max_audio_seconds
-    from mmkeras.data.modality import BadValue
+    from mmkeras.modalities.audio import AudioInput
+    from mmkeras.modalities.audio import AudioModality, max_audio_seconds
+    from mmkeras.modalities.base import BadValue
 
     handler = AudioModality(AudioInput(name="speech", type="audio", column="audio", sample_rate=8000, seconds=1.0))
     assert max_audio_seconds(1.0) == 60 and max_audio_seconds(10.0) == 200
@@ -428,8 +428,8 @@ def test_audio_longer_than_the_bound_is_a_bad_value_before_it_is_read(tmp_path):
 def test_decompression_bombs_are_bad_values_named_by_their_size(tmp_path):
     from PIL import Image
 
-    from mmkeras.data.image import MAX_IMAGE_PIXELS, check_image
-    from mmkeras.data.modality import BadValue
+    from mmkeras.modalities.image import MAX_IMAGE_PIXELS, check_image
+    from mmkeras.modalities.base import BadValue
 
     small_file_big_image = tmp_path / "bomb.png"
     Image.new("1", (8000, 8000)).save(small_file_big_image)  # 64 MP in a few KB
@@ -459,7 +459,7 @@ def test_declared_image_size_is_read_from_the_header_in_graph(fmt, mode):
 
     from PIL import Image
 
-    from mmkeras.data.image import declared_size
+    from mmkeras.modalities.image import declared_size
 
     data = io.BytesIO()
     Image.new("RGB" if mode == "top-down" else mode, (37, 23)).save(data, fmt)
@@ -472,7 +472,7 @@ def test_declared_image_size_is_read_from_the_header_in_graph(fmt, mode):
 
 def test_the_shared_decoder_refuses_a_declared_bomb_before_decoding():
     """Serving decodes whatever bytes a client sends: the bound is in the graph, not only in validation."""
-    from mmkeras.data.image import decode_image_bytes
+    from mmkeras.modalities.image import decode_image_bytes
 
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"50-megapixel bound.*\[40000 40000\]"):
         tf.function(lambda x: decode_image_bytes(x, [16, 16], 3))(tf.constant(_png_header(40000, 40000)))

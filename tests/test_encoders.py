@@ -7,12 +7,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.config.base import validate
-from mmkeras.config.encoders import ENCODER_PARAMS, encoder_choice
+from mmkeras.config.encoders import ENCODER_PARAMS, EVERY_MODALITY, encoder_choice, takes
 from mmkeras.encoders import ENCODERS, FeatureSpec, build_encoder
 from mmkeras.encoders.hub import HubLayer
 from mmkeras.errors import ConfigError
 from mmkeras.layers.audio import LogMelSpectrogram
 from mmkeras.layers.tokens import ColumnTokens, GridTokens
+from mmkeras.modalities import MODALITIES
 from mmkeras.layers.transformer import MaskedMaxPooling, MaskedMeanPooling, PaddingMask, PositionEmbedding, TransformerBlock
 
 BATCH = 2
@@ -25,6 +26,7 @@ FEATURES = {
     "text": np.array([[5, 9, 3, 0, 0, 0], [7, 0, 0, 0, 0, 0]], dtype="int32"),
     "audio": RNG.normal(-5, 2, (BATCH, 12, 8)).astype("float32"),
     "numeric": RNG.normal(0, 1, (BATCH, 5)).astype("float32"),
+    "timeseries": RNG.normal(0, 1, (BATCH, 20, 3)).astype("float32"),
 }
 
 
@@ -81,6 +83,8 @@ ENCODER_CASES = [
     ("homogeneous", "text", {"dim": 8, "ff_dim": 16}, 8),
     ("homogeneous", "audio", {"dim": 8, "ff_dim": 16, "share_weights": True}, 8),
     ("homogeneous", "numeric", {"dim": 8, "ff_dim": 16, "blocks": 1}, 8),
+    ("conv1d", "timeseries", {"filters": [4, 8], "kernel_size": 3, "dim": 6}, 6),
+    ("homogeneous", "timeseries", {"dim": 8, "ff_dim": 16, "patch_size": 6}, 8),
 ]
 
 
@@ -118,7 +122,9 @@ def test_encoder_exposes_tokens_and_their_mask(encoder_type, modality, params, d
     if encoded.grid is not None:
         rows, cols = encoded.grid
         assert tokens.shape[1] == rows * cols
-    if encoder_type in ("cnn", "audio_cnn"):  # cells carry their (row, column) in [-1, 1], row-major
+    if encoder_type == "homogeneous" and modality == "timeseries":  # 20 samples, 6 per patch: 4 tokens
+        assert tokens.shape[1] == 4
+    if encoder_type in ("cnn", "audio_cnn", "conv1d"):  # cells carry their (row, column) in [-1, 1], row-major
         positions = tokens.numpy()[0, :, -2:].reshape(rows, cols, 2)
         np.testing.assert_allclose(positions[:, 0, 0], np.linspace(-1, 1, rows))
         np.testing.assert_allclose(positions[0, :, 1], np.linspace(-1, 1, cols))
@@ -157,9 +163,12 @@ def test_every_encoder_has_its_parameters_and_modalities():
     assert ENCODERS.names() == ENCODER_PARAMS.names()
     for name in ENCODER_PARAMS.names():
         params = ENCODER_PARAMS.get(name)
-        assert params.modalities and set(params.modalities) <= {"image", "text", "audio", "numeric"}
+        assert params.modalities and set(params.modalities) <= {*MODALITIES.names(), EVERY_MODALITY}
     # Every case above runs its encoder on a modality the encoder declares.
-    assert all(modality in ENCODER_PARAMS.get(kind).modalities for kind, modality, _, _ in ENCODER_CASES)
+    assert all(takes(ENCODER_PARAMS.get(kind), modality) for kind, modality, _, _ in ENCODER_CASES)
+    # An encoder for every modality runs on every modality here.
+    every = [kind for kind in ENCODER_PARAMS.names() if EVERY_MODALITY in ENCODER_PARAMS.get(kind).modalities]
+    assert {(kind, m) for kind in every for m in MODALITIES.names()} <= {(c[0], c[1]) for c in ENCODER_CASES}
 
 
 def test_two_encoders_coexist_in_one_model():

@@ -312,7 +312,7 @@ def test_tflite_metadata_is_in_the_file_and_the_bundle_holds_everything(ctx, con
 
 def test_every_input_type_describes_itself_to_apps():
     """Each modality's handler writes its own `.json` preprocessing and TFLite metadata."""
-    from mmkeras.data.modality import MODALITIES, Modality
+    from mmkeras.modalities.base import MODALITIES, Modality
 
     for name in MODALITIES.names():
         for method in ("app_preprocessing", "tflite_metadata"):

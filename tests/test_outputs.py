@@ -24,6 +24,7 @@ def test_the_config_and_the_registry_name_the_same_output_types():
 def test_every_output_type_provides_every_part(name):
     kind = OUTPUT_TYPES.get(name)
     assert isinstance(kind, OutputType)
+    assert type(kind).__module__ == f"mmkeras.outputs.{name}", "one file per type, named by it"
     for attribute in ATTRIBUTES:
         assert getattr(kind, attribute), f"{name}.{attribute}"
     for method in METHODS:

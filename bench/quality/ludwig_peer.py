@@ -48,7 +48,7 @@ from PIL import Image
 
 from bench.quality.measure import run_measured
 from mmkeras.config import load_config
-from mmkeras.data.audio import load_audio
+from mmkeras.modalities.audio import load_audio
 from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.data.targets import label_names
@@ -144,7 +144,14 @@ def _input_columns(inp, value, present: bool, media: Path) -> dict:
         return {inp.name: _image(value, media)}
     if inp.type == "audio":
         return {inp.name: _audio(value, media, inp.sample_rate)}
-    return {inp.name: str(value)}
+    if inp.type == "text":
+        return {inp.name: str(value)}
+    raise _unmapped(inp)
+
+
+def _unmapped(inp):
+    return ValueError(f"input '{inp.name}': the Ludwig peer maps image, text, audio and numeric inputs, "
+                      f"not {inp.type}")
 
 
 def _convert_split(split, inputs, media: Path) -> list[dict]:
@@ -194,8 +201,10 @@ def ludwig_config(cfg, inputs, epochs: int, batch_size: int | str = BATCH_SIZE) 
         elif inp.type == "audio":
             features.append({"name": inp.name, "type": "audio",
                              "preprocessing": {"audio_file_length_limit_in_s": inp.seconds}})
-        else:
+        elif inp.type == "text":
             features.append({"name": inp.name, "type": "text"})
+        else:
+            raise _unmapped(inp)
     outputs = []
     for out in cfg.outputs:
         feature = {"name": out.name, "type": LUDWIG_OUTPUT_TYPES[out.type]}

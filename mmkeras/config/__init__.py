@@ -1,8 +1,8 @@
 """Typed configuration: YAML → pydantic dataclasses, with overrides and one-line errors.
 
 Every section, encoder and fusion parameters included, is a pydantic dataclass that
-rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality,
-encoders (`mmkeras.config.encoders`) and fusion layers (`mmkeras.config.fusion`) one per
+rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality, each
+in its plugin file (`mmkeras.modalities`, which name TensorFlow lazily), encoders (`mmkeras.config.encoders`) and fusion layers (`mmkeras.config.fusion`) one per
 type, each chosen by its `type`. `load_config` checks the whole file, with a did-you-mean
 for a typo, before anything reads a record or touches a run directory, and without
 importing TensorFlow.
@@ -20,24 +20,16 @@ import pydantic
 import yaml
 from annotated_types import Ge, Gt, Lt
 
-from mmkeras.config.base import (Bool, Int, NonEmpty, NonNegativeInt, Number, PositiveInt, Rate, one_of, section,
-                                 tag, validate, with_default_type)
-from mmkeras.config.encoders import HubParams, default_encoder, encoder_choice, with_default_encoder
+from mmkeras.config.base import (Bool, NonNegativeInt, Number, PositiveInt, Rate, one_of, section, validate,
+                                 with_default_type)
+from mmkeras.config.encoders import HubParams
 from mmkeras.config.export import FORMATS, QUANTIZATIONS
 from mmkeras.config.fusion import DEFAULT_FUSION, FUSION, FUSION_PARAMS
 from mmkeras.errors import ConfigError, did_you_mean
+from mmkeras.modalities import MODALITIES
+from mmkeras.modalities.base import Identifier
 from mmkeras.names import derived_names
-
-# === Inputs (one dataclass per modality) ===
-
-
-def _identifier(name):
-    # Input and output names become Keras layer names, TensorFlow scopes, serving signature
-    # keys and file names: ASCII only (isidentifier alone admits any Unicode letter).
-    if not (name.isascii() and name.isidentifier()):
-        raise ValueError(f"must be a valid identifier (ASCII letters, digits, _), got {name!r}")
-    return name
-
+from mmkeras.registry import plugin_modules
 
 # The model's own layers next to the inputs' and outputs' (mmkeras/model.py names them from
 # here): a configured name equal to one would collide in the graph.
@@ -54,106 +46,10 @@ def _run_name(name):
     return name
 
 
-@section
-class InputConfig:
-    """Fields every modality input has.
-
-    Args:
-        name: model input name (and serving signature input name).
-        type: modality type: image | text | audio | numeric.
-        column: manifest column holding the value (defaults to `name`).
-        optional: records may leave this modality empty; the model then sees it as absent.
-        encoder: (each modality's own field) `{type: ..., **params}`: one of the encoders
-            that take the modality (`mmkeras.config.encoders`); the type defaults per modality.
-    """
-
-    name: Annotated[str, pydantic.AfterValidator(_identifier)]
-    type: str
-    column: Optional[str] = None
-    optional: Bool = False
-
-    def columns_used(self):
-        return [self.column or self.name]
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _default_encoder_type(cls, data):
-        return with_default_encoder(data, tag(cls))
-
-    @pydantic.model_validator(mode="after")
-    def _encoder_takes_this_input(self):
-        self.encoder.check_input(self)
-        return self
-
-
-def _image_size(size):
-    if len(size) != 2 or min(size) < 8:
-        raise ValueError(f"expected [height, width], each >= 8, got {size}")
-    return size
-
-
-@section
-class ImageInput(InputConfig):
-    """An image file (PNG/JPEG/BMP/GIF), decoded, resized to `size` = [height, width]."""
-
-    type: Literal["image"] = "image"
-    size: Annotated[list[Int], pydantic.AfterValidator(_image_size)] = dataclasses.field(
-        default_factory=lambda: [64, 64])
-    channels: Literal[1, 3] = 3
-    encoder: encoder_choice("image") = default_encoder("image")
-
-
-@section
-class TextInput(InputConfig):
-    """A string, tokenised in-graph with a WordPiece vocabulary learned from the training split."""
-
-    type: Literal["text"] = "text"
-    max_tokens: PositiveInt = 32
-    vocab_size: Annotated[Int, Ge(10)] = 2000
-    encoder: encoder_choice("text") = default_encoder("text")
-
-
-@section
-class AudioInput(InputConfig):
-    """An audio file (WAV any bit depth, FLAC, OGG), mono at `sample_rate`, `seconds` long; log-mel in-graph."""
-
-    type: Literal["audio"] = "audio"
-    sample_rate: Annotated[Int, Ge(1000)] = 16000
-    seconds: Annotated[Number, Gt(0)] = 1.0
-    n_mels: Annotated[Int, Ge(8)] = 64
-    encoder: encoder_choice("audio") = default_encoder("audio")
-
-    @property
-    def num_samples(self):
-        return int(round(self.sample_rate * self.seconds))
-
-
-@section
-class NumericInput(InputConfig):
-    """Several numeric columns, standardised with mean/variance from the training split.
-
-    Args:
-        transform: before standardising, "auto" takes a signed log of the columns whose
-            largest magnitude is over 100× their median one (heavy-tailed: sizes, counts),
-            "log" of every column, "none" of none.
-    """
-
-    type: Literal["numeric"] = "numeric"
-    columns: Annotated[list[str], NonEmpty]
-    transform: Literal["auto", "log", "none"] = "auto"
-    encoder: encoder_choice("numeric") = default_encoder("numeric")
-
-    def columns_used(self):
-        return list(self.columns)
-
-    @pydantic.model_validator(mode="after")
-    def _columns_not_column(self):
-        if self.column is not None:
-            raise ValueError("numeric inputs take `columns` (a list), not `column`")
-        return self
-
-
-INPUT_TYPES = {tag(cls): cls for cls in (ImageInput, TextInput, AudioInput, NumericInput)}
+# Output types: the plugin files of mmkeras.outputs, by name (they import TensorFlow; their names do not).
+OUTPUT_TYPES = tuple(plugin_modules("mmkeras.outputs"))
+# Inputs: one config section per modality plugin (`mmkeras.modalities`), chosen by `type`.
+INPUT_TYPES = {name: MODALITIES.get(name).config for name in MODALITIES.names()}
 
 # === Other sections ===
 
@@ -197,7 +93,7 @@ class OutputConfig:
 
     Args:
         name: output (and serving output) name.
-        type: category | multilabel | numeric.
+        type: one of the output type plugins (`mmkeras.outputs`): category | multilabel | numeric.
         column: manifest column with the label (defaults to `name`).
         loss_weight: λ in loss = Σ λ_k·ℓ_k.
         aux_weight: > 0 adds one auxiliary head per modality for this output, trained
@@ -209,8 +105,8 @@ class OutputConfig:
             training mean and standard deviation (the model still outputs raw units).
     """
 
-    name: Annotated[str, pydantic.AfterValidator(_identifier)]
-    type: Literal["category", "multilabel", "numeric"] = "category"
+    name: Identifier
+    type: Literal[OUTPUT_TYPES] = "category"
     column: Optional[str] = None
     loss_weight: Annotated[Number, Ge(0)] = 1.0
     aux_weight: Annotated[Number, Ge(0)] = 0.0

@@ -11,16 +11,13 @@ from typing import Annotated, ClassVar, Literal, Optional
 import pydantic
 
 from mmkeras.config.base import (Bool, NonEmpty, NonNegativeInt, PositiveInt, Rate, heads_divide_dim, one_of,
-                                 registered, section, with_default_type)
+                                 registered, section)
 from mmkeras.registry import Registry
 
 ENCODER_PARAMS = Registry("encoder")
 
-# Used when an input does not name an encoder. Text: `text_cnn` was the best or within a
-# point of the best of transformer / bow / text_cnn on all five text sets of the quality
-# suite (bench/quality; README "Quality"); bow lost 26 F1 points on long descriptions,
-# the transformer 4-12 points on short names and synopses.
-DEFAULT_ENCODER = {"image": "cnn", "text": "text_cnn", "audio": "audio_cnn", "numeric": "mlp"}
+# In an encoder's `modalities`: it takes every input type (each modality plugin makes tokens).
+EVERY_MODALITY = "*"
 
 
 @section
@@ -34,20 +31,19 @@ class EncoderParams:
         """Raise ValueError if these parameters cannot encode input `inp` (its other settings)."""
 
 
+def takes(params, modality):
+    return modality in params.modalities or EVERY_MODALITY in params.modalities
+
+
 def encoder_choice(modality):
     """The type of an input's `encoder` field: one of the encoders that take `modality`."""
-    return one_of([ENCODER_PARAMS.get(n) for n in ENCODER_PARAMS.names() if modality in ENCODER_PARAMS.get(n).modalities],
+    return one_of([ENCODER_PARAMS.get(n) for n in ENCODER_PARAMS.names() if takes(ENCODER_PARAMS.get(n), modality)],
                   ENCODER_PARAMS)
 
 
-def default_encoder(modality):
-    """The `encoder` field's default for `modality`: DEFAULT_ENCODER's encoder with its defaults."""
-    return dataclasses.field(default_factory=ENCODER_PARAMS.get(DEFAULT_ENCODER[modality]))
-
-
-def with_default_encoder(data, modality):
-    """Raw input config with `encoder.type` filled in when the encoder mapping omits it (`--set` can)."""
-    return with_default_type(data, "encoder", DEFAULT_ENCODER[modality])
+def default_encoder(name):
+    """The `encoder` field's default: encoder `name` with its defaults (a modality's default encoder)."""
+    return dataclasses.field(default_factory=ENCODER_PARAMS.get(name))
 
 
 @section
@@ -106,6 +102,23 @@ class AudioCnnParams(ConvStackParams):
     spec_augment: Bool = False
 
 
+@registered(ENCODER_PARAMS)
+class Conv1dParams(ConvStackParams):
+    """`conv1d`: the conv stack along time over a [samples, channels] trace.
+
+    Args:
+        kernel_size: samples each convolution spans.
+
+    Example:
+        encoder: {type: conv1d, filters: [32, 64], kernel_size: 7, dim: 64}
+    """
+
+    modalities: ClassVar[tuple] = ("timeseries",)
+    type: Literal["conv1d"] = "conv1d"
+    filters: Annotated[list[PositiveInt], NonEmpty] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    kernel_size: PositiveInt = 5
+
+
 @section
 class AttentionStackParams(EncoderParams):
     """What `transformer` and `homogeneous` share: Transformer blocks of this shape.
@@ -147,7 +160,7 @@ class HomogeneousParams(AttentionStackParams):
 
     Args:
         blocks: depth of the stack.
-        patch_size: side of an image patch in pixels (image only).
+        patch_size: side of an image patch in pixels; samples per time-series token.
         share_weights: true = one block applied `blocks` times (ALBERT-style), so the
             parameter count does not depend on depth.
 
@@ -155,7 +168,7 @@ class HomogeneousParams(AttentionStackParams):
         encoder: {type: homogeneous, dim: 64, blocks: 4, share_weights: true}
     """
 
-    modalities: ClassVar[tuple] = ("image", "text", "audio", "numeric")
+    modalities: ClassVar[tuple] = (EVERY_MODALITY,)
     type: Literal["homogeneous"] = "homogeneous"
     blocks: PositiveInt = 2
     patch_size: PositiveInt = 8

@@ -9,7 +9,7 @@ run can be evaluated and re-exported without retraining:
 import os
 
 from mmkeras.data.manifest import manifest_columns
-from mmkeras.data.modality import handler
+from mmkeras.modalities.base import handler
 from mmkeras.data.records import holdout, load_split
 from mmkeras.data.targets import label_names
 from mmkeras.errors import ConfigError, did_you_mean

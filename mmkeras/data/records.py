@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mmkeras.data.manifest import BadRow, read_manifest
-from mmkeras.data.modality import BadValue
+from mmkeras.modalities.base import BadValue
 from mmkeras.console import progress
 from mmkeras.data.targets import parse_target
 from mmkeras.errors import DataError

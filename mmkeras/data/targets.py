@@ -1,6 +1,6 @@
 """Label columns → training targets, record by record; each output type's plugin
 (`mmkeras.outputs`) parses, names and encodes its own labels."""
-from mmkeras.data.modality import BadValue
+from mmkeras.modalities.base import BadValue
 from mmkeras.outputs import output_type
 
 

@@ -10,6 +10,7 @@ preprocessing produces for the modality:
     text     int32   [B, T] WordPiece ids, 0 = padding
     audio    float32 [B, frames, n_mels] log-mel
     numeric  float32 [B, n_columns] standardised
+    timeseries  float32 [B, length, channels] standardised per channel
 
 Besides the pooled embedding an encoder may expose its tokens (image and audio CNN
 cells with their 2-D positions, text tokens, transformer tokens, numeric columns) for
@@ -29,7 +30,7 @@ class FeatureSpec:
     """What an encoder may need to know about its input beyond the tensor.
 
     Args:
-        modality: "image", "text", "audio" or "numeric".
+        modality: the input's type ("image", "text", "audio", "numeric", "timeseries", ...).
         vocab_size: size of the WordPiece vocabulary (text only).
         quantiles: numeric only: per column, the training split's quantiles of the
             standardised values (the bin edges of `PiecewiseLinear`).
@@ -65,4 +66,4 @@ def build_encoder(features, spec, name, params):
 
 # Importing the modules fills the registry.
 from mmkeras.encoders import (  # noqa: E402,F401
-    audio_cnn, homogeneous, hub, image_cnn, tabular_mlp, text_cnn, text_transformer)
+    audio_cnn, conv1d, homogeneous, hub, image_cnn, tabular_mlp, text_cnn, text_transformer)

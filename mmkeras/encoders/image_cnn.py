@@ -11,12 +11,13 @@ from mmkeras.layers.tokens import GridTokens
 BN_MOMENTUM = 0.9
 
 
-def conv_stack(x, name, params):
+def conv_stack(x, name, params, kernel=3, pool=2):
     """Conv stages → pooling → dropout → Dense(dim) → `Encoded`; the body of every CNN encoder.
 
     Its tokens are the cells of the last feature map with their positions (`GridTokens`).
 
-    `params` (`ConvStackParams`): filters, convs_per_stage, dim, dropout, pooling. "flatten"
+    `params` (`ConvStackParams`): filters, convs_per_stage, dim, dropout, pooling. `kernel` and
+    `pool`: the convolutions' and pools' sizes (an int or (rows, columns)). "flatten"
     pooling lets where a feature sits reach the embedding: strokes of a digit, parts of a
     spectrogram.
 
@@ -27,11 +28,11 @@ def conv_stack(x, name, params):
         for conv in range(1, params.convs_per_stage + 1):
             prefix = f"{name}_stage{stage}_conv{conv}"
             # No bias: the BatchNorm right after supplies the offset.
-            x = keras.layers.Conv2D(stage_filters, 3, padding="same", use_bias=False, name=prefix)(x)
+            x = keras.layers.Conv2D(stage_filters, kernel, padding="same", use_bias=False, name=prefix)(x)
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
         # "same" pooling rounds up, so inputs smaller than 2**stages never shrink to zero.
-        x = keras.layers.MaxPool2D(padding="same", name=f"{name}_stage{stage}_pool")(x)
+        x = keras.layers.MaxPool2D(pool, padding="same", name=f"{name}_stage{stage}_pool")(x)
     feature_map = x
     if params.pooling == "flatten":
         x = keras.layers.Flatten(name=f"{name}_pool")(x)

@@ -11,7 +11,7 @@ The config lists the type names itself (it loads before TensorFlow); a test chec
 """
 from mmkeras.names import labels_file
 from mmkeras.registry import Registry
-from mmkeras.runtime import float_range
+from mmkeras.modalities.base import float_range
 
 OUTPUT_TYPES = Registry("output")
 

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from mmkeras.data.modality import BadValue
+from mmkeras.modalities.base import BadValue
 from mmkeras.evaluation.metrics import category_metrics
 from mmkeras.names import label_key, probabilities_key
 from mmkeras.outputs.base import OutputType, register, classification_metadata, probability

@@ -1,7 +1,7 @@
 """`multilabel`: any number of labels per record (a JSON list or a separated string); sigmoid head."""
 import numpy as np
 
-from mmkeras.data.modality import BadValue
+from mmkeras.modalities.base import BadValue
 from mmkeras.evaluation.metrics import MULTILABEL_THRESHOLD, multilabel_metrics
 from mmkeras.names import probabilities_key
 from mmkeras.outputs.base import OutputType, register, classification_metadata, probability

@@ -2,10 +2,10 @@
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.data.modality import parse_number
+from mmkeras.modalities.base import parse_number
 from mmkeras.evaluation.metrics import numeric_metrics
 from mmkeras.outputs.base import OutputType, register
-from mmkeras.runtime import float_range
+from mmkeras.modalities.base import float_range
 
 
 @register("numeric")

@@ -248,5 +248,6 @@ def load_model(path):
     """Load a saved run model; safe_mode refuses arbitrary code (e.g. lambda layers) from the file."""
     import mmkeras.encoders  # noqa: F401  (register custom layers)
     import mmkeras.fusion  # noqa: F401
+    import mmkeras.layers  # noqa: F401
 
     return keras.models.load_model(path, safe_mode=True)

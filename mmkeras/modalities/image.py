@@ -1,11 +1,33 @@
 """Image inputs: files decoded and resized in tf.data; pixel scaling inside the model."""
-import tensorflow as tf
-import tf_keras as keras
+import dataclasses
+import math
+from typing import Annotated, Literal
+
+import pydantic
 from PIL import Image, UnidentifiedImageError
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality, header_int, resolve_file
+from mmkeras.config.base import Int, section
+from mmkeras.config.encoders import default_encoder, encoder_choice
 from mmkeras.errors import op_error_reason
-from mmkeras.runtime import float_range
+from mmkeras.lazy import keras, tf
+from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, header_int, register, resolve_file
+
+
+def _image_size(size):
+    if len(size) != 2 or min(size) < 8:
+        raise ValueError(f"expected [height, width], each >= 8, got {size}")
+    return size
+
+
+@section
+class ImageInput(InputConfig):
+    """An image file (PNG/JPEG/BMP/GIF), decoded, resized to `size` = [height, width]."""
+
+    type: Literal["image"] = "image"
+    size: Annotated[list[Int], pydantic.AfterValidator(_image_size)] = dataclasses.field(
+        default_factory=lambda: [64, 64])
+    channels: Literal[1, 3] = 3
+    encoder: encoder_choice("image") = default_encoder("cnn")
 
 # What tf.io.decode_image reads; PIL opens more (WebP, TIFF) that would fail later in tf.data.
 TF_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
@@ -108,8 +130,15 @@ def decode_image_bytes(contents, size, channels):
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [*size, channels])
 
 
-@MODALITIES.register("image")
+def patch_grid(image_shape, patch_size):
+    """(rows, columns) of patch_size×patch_size patches over [B, H, W, C]; a partial last row and
+    column count (they are zero-padded)."""
+    return tuple(math.ceil(side / patch_size) for side in image_shape[1:3])
+
+
+@register
 class ImageModality(Modality):
+    config = ImageInput
     reads_files = True
 
     def parse_value(self, value, manifest_dir):
@@ -140,6 +169,20 @@ class ImageModality(Modality):
 
     def preprocess(self, x):
         return keras.layers.Rescaling(1.0 / 255, name=f"{self.name}_rescale")(x)
+
+    @staticmethod
+    def tokens(features, spec, name, dim, params):
+        """Non-overlapping patch_size×patch_size patches, the image zero-padded at the bottom and right
+        to whole patches (a strided conv alone would drop the last H mod patch_size rows and
+        columns: 3 of each at 75 px with 8 px patches); row-major, like a CNN's cells."""
+        patch = params.patch_size  # ImageInput's encoder check keeps it within the image
+        rows, cols = patch_grid(features.shape, patch)
+        pad_h, pad_w = rows * patch - features.shape[1], cols * patch - features.shape[2]
+        if pad_h or pad_w:
+            features = keras.layers.ZeroPadding2D(((0, pad_h), (0, pad_w)), name=f"{name}_pad")(features)
+        # Non-overlapping patches: a conv whose stride equals its kernel is a per-patch Dense.
+        patches = keras.layers.Conv2D(dim, patch, strides=patch, name=f"{name}_patches")(features)
+        return keras.layers.Reshape((-1, dim), name=f"{name}_patch_tokens")(patches), None, (rows, cols)
 
     def app_preprocessing(self):
         height, width = self.cfg.size

@@ -10,15 +10,32 @@ ops do not load on TF 2.21. Both give the same samples (int16 / 32768). The mode
 itself takes a float32 waveform, so the serving graph needs no Python.
 """
 import math
+from typing import Annotated, Literal
 
 import numpy as np
 import soundfile
-import tensorflow as tf
+from annotated_types import Ge, Gt
 from scipy.signal import resample_poly
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality, header_int, resolve_file
-from mmkeras.layers.audio import LogMelSpectrogram
-from mmkeras.runtime import float_range
+from mmkeras.config.base import Int, Number, section
+from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.lazy import keras, tf
+from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, header_int, register, resolve_file
+
+
+@section
+class AudioInput(InputConfig):
+    """An audio file (WAV any bit depth, FLAC, OGG), mono at `sample_rate`, `seconds` long; log-mel in-graph."""
+
+    type: Literal["audio"] = "audio"
+    sample_rate: Annotated[Int, Ge(1000)] = 16000
+    seconds: Annotated[Number, Gt(0)] = 1.0
+    n_mels: Annotated[Int, Ge(8)] = 64
+    encoder: encoder_choice("audio") = default_encoder("audio_cnn")
+
+    @property
+    def num_samples(self):
+        return int(round(self.sample_rate * self.seconds))
 
 
 def load_audio(path, sample_rate):
@@ -100,8 +117,9 @@ def fit_length(wave, num_samples, training):
     return tf.ensure_shape(wave, [num_samples])
 
 
-@MODALITIES.register("audio")
+@register
 class AudioModality(Modality):
+    config = AudioInput
     reads_files = True
 
     def parse_value(self, value, manifest_dir):
@@ -158,7 +176,7 @@ class AudioModality(Modality):
     def finalize(self, x, training):
         return fit_length(x, self.cfg.num_samples, training)
 
-    raw_dtype = tf.float32
+    raw_dtype = "float32"
     raw_shape = (None,)  # any length: centre-cropped or zero-padded like evaluation data
 
     def from_raw(self, raw):
@@ -168,8 +186,19 @@ class AudioModality(Modality):
         return np.zeros([0], np.float32) if value is None else load_audio(value, self.cfg.sample_rate)
 
     def preprocess(self, x):
+        from mmkeras.layers.audio import LogMelSpectrogram
+
         return LogMelSpectrogram(sample_rate=self.cfg.sample_rate, n_mels=self.cfg.n_mels,
                                  name=self.float_frontend())(x)
+
+    @staticmethod
+    def tokens(features, spec, name, dim, params):
+        """One token per log-mel frame, each mel band standardised first (raw log-mel sits around
+        -14..5 with per-band offsets)."""
+        from mmkeras.encoders.image_cnn import BN_MOMENTUM
+
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_input_norm")(features)
+        return keras.layers.Dense(dim, name=f"{name}_frame_tokens")(x), None, None
 
     def app_preprocessing(self):
         cfg = self.cfg

@@ -1,23 +1,93 @@
-"""The per-modality contract shared by the data pipeline and the model builder.
+"""The per-modality contract: one plugin file per input type, `mmkeras.modalities.<type>`.
 
-A modality handler knows, for one configured input, how to:
+A plugin holds everything mmkeras knows about one kind of input: its config section (an
+`InputConfig` subclass, the handler's `config`, with its default encoder), and a handler
+that knows, for one configured input, how to:
   parse      a manifest value in Python (validation; raises BadValue),
   fit        preprocessing state on the training split (vocabulary, statistics),
   decode     a parsed value into a tensor inside tf.data (cacheable, deterministic),
   finalize   that tensor per epoch (random crops) after the cache,
-  model_input / preprocess   the model's input and its in-graph preprocessing.
-Handlers are registered by the config's input `type`.
+  model_input / preprocess   the model's input and its in-graph preprocessing,
+  float_frontend   name the preprocessing TFLite keeps in float32,
+  tokens     turn its features into tokens for token-level encoders (`homogeneous`),
+  raw_spec / from_raw   decode raw values in the TF Serving signature,
+  app_preprocessing / tflite_metadata   describe to an app what the TFLite input holds.
+`register` files the handler under its config's `type`; `mmkeras.modalities` imports every
+module of its package, so a new file is a new input type. TensorFlow is named through
+`mmkeras.lazy`: the config reads these files before TensorFlow loads.
 """
 import math
 import os
 
-import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+from typing import Annotated, Optional
 
+import numpy as np
+import pydantic
+
+from mmkeras.config.base import Bool, section, tag, with_default_type
+from mmkeras.lazy import keras, tf
 from mmkeras.registry import Registry
 
 MODALITIES = Registry("input")
+
+
+def register(cls):
+    """Class decorator: file a Modality subclass under its config section's `type`."""
+    MODALITIES.register(tag(cls.config))(cls)
+    return cls
+
+
+def _identifier(name):
+    # Input and output names become Keras layer names, TensorFlow scopes, serving signature
+    # keys and file names: ASCII only (isidentifier alone admits any Unicode letter).
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(f"must be a valid identifier (ASCII letters, digits, _), got {name!r}")
+    return name
+
+
+Identifier = Annotated[str, pydantic.AfterValidator(_identifier)]
+
+
+@section
+class InputConfig:
+    """Fields every modality input has; each plugin's section adds its own and its `encoder`.
+
+    Args:
+        name: model input name (and serving signature input name).
+        type: the modality: the `type` of one of the plugins in `mmkeras.modalities`.
+        column: manifest column holding the value (defaults to `name`).
+        optional: records may leave this modality empty; the model then sees it as absent.
+        encoder: (each modality's own field) `{type: ..., **params}`: one of the encoders
+            that take the modality (`mmkeras.config.encoders.encoder_choice`); its default,
+            `default_encoder(...)`, is the modality's default encoder.
+    """
+
+    name: Identifier
+    type: str
+    column: Optional[str] = None
+    optional: Bool = False
+
+    def columns_used(self):
+        return [self.column or self.name]
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_encoder_type(cls, data):
+        # `encoder: {dim: 8}` (or a `--set` of one key) is the default encoder with that key.
+        return with_default_type(data, "encoder", tag(cls.__dataclass_fields__["encoder"].default_factory))
+
+    @pydantic.model_validator(mode="after")
+    def _encoder_takes_this_input(self):
+        self.encoder.check_input(self)
+        return self
+
+
+def float_range(detail):
+    """' int8: a to b representable.' for a quantised tensor (`mmkeras.runtime.tensor_info`; outside
+    that range values clip), else '': the sentence the TFLite metadata adds to a tensor's description."""
+    quantization = detail.get("quantization")
+    return f" int8: {quantization['float_range'][0]:.4g} to {quantization['float_range'][1]:.4g} representable." \
+        if quantization else ""
 
 
 class BadValue(Exception):
@@ -117,7 +187,7 @@ class Modality:
 
     # === Serving (raw inputs in the TF Serving signature) ===
 
-    raw_dtype = tf.string
+    raw_dtype = "string"  # a dtype name: the plugin files are read before TensorFlow loads
     raw_shape = ()
 
     def raw_spec(self):
@@ -151,6 +221,15 @@ class Modality:
             described: this input's entry of the variant's `.json` (with `preprocessing`).
             detail: the TFLite tensor (`mmkeras.runtime.tensor_info`).
         """
+        raise NotImplementedError
+
+    # === Token-level encoders ===
+
+    @staticmethod
+    def tokens(features, spec, name, dim, params):
+        """This modality's preprocessed features [B, ...] → (tokens [B, N, dim], mask [B, N] or None,
+        grid (H, W) or None) for the encoders that see every modality as tokens (`homogeneous`,
+        with its `params`)."""
         raise NotImplementedError
 
     def feature_spec(self):

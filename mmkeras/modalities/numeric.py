@@ -6,12 +6,15 @@ training split (`transform: auto`): standardised raw, such a column is a handful
 huge outliers and a crowd of near-identical values around -0.1.
 """
 
-import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+from typing import Annotated, Literal
 
-from mmkeras.data.modality import MODALITIES, BadValue, Modality, parse_number
-from mmkeras.runtime import float_range
+import numpy as np
+import pydantic
+
+from mmkeras.config.base import NonEmpty, section
+from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.lazy import keras
+from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, parse_number, register
 
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
@@ -30,33 +33,34 @@ def is_heavy_tailed(column):
     return bool(magnitude.max() > HEAVY_TAIL_RATIO * max(typical, 1e-12)) and bool(magnitude.max() > 1.0)
 
 
-@keras.saving.register_keras_serializable(package="mmkeras")
-class SignedLog1p(keras.layers.Layer):
-    """[B, n] → sign(x)·log(1 + |x|) on the columns flagged in `columns`, the others unchanged.
+@section
+class NumericInput(InputConfig):
+    """Several numeric columns, standardised with mean/variance from the training split.
 
     Args:
-        columns: one bool per column.
-
-    Example:
-        SignedLog1p([True, False])(numbers)
+        transform: before standardising, "auto" takes a signed log of the columns whose
+            largest magnitude is over 100× their median one (heavy-tailed: sizes, counts),
+            "log" of every column, "none" of none.
     """
 
-    def __init__(self, columns, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.columns = [bool(c) for c in columns]
+    type: Literal["numeric"] = "numeric"
+    columns: Annotated[list[str], NonEmpty]
+    transform: Literal["auto", "log", "none"] = "auto"
+    encoder: encoder_choice("numeric") = default_encoder("mlp")
 
-    def call(self, x):
-        flag = tf.constant([self.columns], x.dtype)
-        logged = tf.sign(x) * tf.math.log(1.0 + tf.abs(x))
-        return flag * logged + (1.0 - flag) * x
+    def columns_used(self):
+        return list(self.columns)
 
-    def get_config(self):
-        return {**super().get_config(), "columns": self.columns}
+    @pydantic.model_validator(mode="after")
+    def _columns_not_column(self):
+        if self.column is not None:
+            raise ValueError("numeric inputs take `columns` (a list), not `column`")
+        return self
 
 
-@MODALITIES.register("numeric")
+@register
 class NumericModality(Modality):
+    config = NumericInput
     empty_value = None  # filled per input: a vector of zeros
 
     def __init__(self, cfg, state=None):
@@ -113,7 +117,7 @@ class NumericModality(Modality):
     def decode(self, value):
         return value
 
-    raw_dtype = tf.float32
+    raw_dtype = "float32"
 
     @property
     def raw_shape(self):
@@ -168,7 +172,16 @@ class NumericModality(Modality):
             name=self.name, description=f"{self.name}: raw float32 values of columns "
                                         f"[{', '.join(self.cfg.columns)}] in this order").create_metadata()
 
+    @staticmethod
+    def tokens(features, spec, name, dim, params):
+        """One token per column: value × a learned vector (the position embedding tells columns apart)."""
+        from mmkeras.layers.tokens import ColumnTokens
+
+        return ColumnTokens(dim, name=f"{name}_column_tokens")(features), None, None
+
     def preprocess(self, x):
+        from mmkeras.layers.numeric import SignedLog1p
+
         log = self.state.get("log", [False] * len(self.cfg.columns))  # runs saved before `transform`
         if any(log):
             x = SignedLog1p(log, name=f"{self.name}_log")(x)
