@@ -109,7 +109,7 @@ def test_numeric_head_learns_standardised_targets_and_outputs_raw_units():
 
 
 def test_piecewise_linear_bins_encode_where_a_value_falls():
-    from mmkeras.encoders.tabular_mlp import PiecewiseLinear
+    from mmkeras.layers.numeric import PiecewiseLinear
 
     # Column 0: edges -1, 0, 1 (two bins); column 1 constant: no bins.
     layer = PiecewiseLinear.from_quantiles([[-1.0, -1.0, 0.0, 1.0, 1.0], [0.5] * 5], max_bins=4)

@@ -7,9 +7,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.config.base import validate
-from mmkeras.config.encoders import ENCODER_PARAMS, EVERY_MODALITY, encoder_choice, takes
+from mmkeras.encoders import ENCODER_PARAMS, EVERY_MODALITY, encoder_choice, takes
 from mmkeras.encoders import ENCODERS, FeatureSpec, build_encoder
-from mmkeras.encoders.hub import HubLayer
+from mmkeras.layers.hub import HubLayer
 from mmkeras.errors import ConfigError
 from mmkeras.layers.audio import LogMelSpectrogram
 from mmkeras.layers.tokens import ColumnTokens, GridTokens
@@ -161,6 +161,8 @@ def test_every_registered_encoder_is_tested():
 
 def test_every_encoder_has_its_parameters_and_modalities():
     assert ENCODERS.names() == ENCODER_PARAMS.names()
+    for name in ENCODERS.names():  # one file per encoder, named by it: its parameters and its builder
+        assert ENCODERS.get(name).__module__ == ENCODER_PARAMS.get(name).__module__ == f"mmkeras.encoders.{name}"
     for name in ENCODER_PARAMS.names():
         params = ENCODER_PARAMS.get(name)
         assert params.modalities and set(params.modalities) <= {*MODALITIES.names(), EVERY_MODALITY}

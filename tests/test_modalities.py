@@ -2,7 +2,7 @@
 import pytest
 
 from mmkeras.config.base import tag
-from mmkeras.config.encoders import ENCODER_PARAMS, encoder_choice, takes
+from mmkeras.encoders import ENCODER_PARAMS, encoder_choice, takes
 from mmkeras.modalities import MODALITIES, InputConfig, Modality
 
 # What every plugin implements itself (the base raises NotImplementedError or is a bare default).

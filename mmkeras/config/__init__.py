@@ -1,11 +1,12 @@
 """Typed configuration: YAML → pydantic dataclasses, with overrides and one-line errors.
 
 Every section, encoder and fusion parameters included, is a pydantic dataclass that
-rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality, each
-in its plugin file (`mmkeras.modalities`, which name TensorFlow lazily), encoders (`mmkeras.config.encoders`) and fusion layers (`mmkeras.config.fusion`) one per
-type, each chosen by its `type`. `load_config` checks the whole file, with a did-you-mean
-for a typo, before anything reads a record or touches a run directory, and without
-importing TensorFlow.
+rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality and
+encoder parameters one per encoder, each in its plugin file (`mmkeras.modalities`,
+`mmkeras.encoders`, which name TensorFlow lazily); fusion layers' parameters one per type
+(`mmkeras.config.fusion`); each chosen by its `type`. `load_config` checks the whole file,
+with a did-you-mean for a typo, before anything reads a record or touches a run directory,
+and without importing TensorFlow.
 
 Example:
     cfg = load_config("configs/demo.yaml", overrides=["training.epochs=3"])
@@ -22,7 +23,7 @@ from annotated_types import Ge, Gt, Lt
 
 from mmkeras.config.base import (Bool, NonNegativeInt, Number, PositiveInt, Rate, one_of, section, validate,
                                  with_default_type)
-from mmkeras.config.encoders import HubParams
+from mmkeras.encoders.hub import HubParams
 from mmkeras.config.export import FORMATS, QUANTIZATIONS
 from mmkeras.config.fusion import DEFAULT_FUSION, FUSION, FUSION_PARAMS
 from mmkeras.errors import ConfigError, did_you_mean

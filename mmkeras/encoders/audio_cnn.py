@@ -1,9 +1,30 @@
 """`audio_cnn`: the image CNN applied to the log-mel spectrogram as a 1-channel image."""
-import tf_keras as keras
+from typing import ClassVar, Literal
 
-from mmkeras.encoders import ENCODERS
-from mmkeras.encoders.image_cnn import BN_MOMENTUM, conv_stack
-from mmkeras.layers.augment import SpecAugment, UtteranceNorm
+from mmkeras.config.base import Bool, registered
+from mmkeras.encoders.base import ENCODER_PARAMS, ENCODERS
+from mmkeras.encoders.cnn import BN_MOMENTUM, ConvStackParams, conv_stack
+from mmkeras.lazy import keras
+
+
+@registered(ENCODER_PARAMS)
+class AudioCnnParams(ConvStackParams):
+    """`audio_cnn`: the conv stack over the log-mel spectrogram as a 1-channel image.
+
+    Args:
+        normalize: "utterance" divides each clip's log-mel, minus its per-band mean over time,
+            by its standard deviation (an unseen voice, microphone or level looks like the
+            trained ones); "batch" uses learned per-band statistics only.
+        spec_augment: mask random time and mel bands in training (`SpecAugment`).
+
+    Example:
+        encoder: {type: audio_cnn, filters: [16, 32, 64], dim: 64}
+    """
+
+    modalities: ClassVar[tuple] = ("audio",)
+    type: Literal["audio_cnn"] = "audio_cnn"
+    normalize: Literal["batch", "utterance"] = "utterance"
+    spec_augment: Bool = False
 
 
 @ENCODERS.register("audio_cnn")
@@ -17,8 +38,10 @@ def audio_cnn(features, spec, name, params):
     same scale.
 
     Args:
-        params: `mmkeras.config.encoders.AudioCnnParams`.
+        params: `AudioCnnParams`.
     """
+    from mmkeras.layers.augment import SpecAugment, UtteranceNorm
+
     x = features
     if params.normalize == "utterance":
         x = UtteranceNorm(name=f"{name}_utterance_norm")(x)

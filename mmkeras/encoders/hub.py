@@ -1,26 +1,32 @@
 """`hub`: a pretrained TF Hub / SavedModel encoder, optionally fine-tuned, with an optional projection."""
-import tensorflow_hub
-import tf_keras as keras
+from typing import ClassVar, Literal, Optional
 
-from mmkeras.encoders import ENCODERS
+from mmkeras.config.base import Bool, PositiveInt, registered
+from mmkeras.encoders.base import ENCODER_PARAMS, ENCODERS, EncoderParams
 from mmkeras.errors import ConfigError
+from mmkeras.lazy import keras
 
 
-@keras.saving.register_keras_serializable(package="mmkeras")
-class HubLayer(tensorflow_hub.KerasLayer):
-    """`tensorflow_hub.KerasLayer` registered with Keras, so `.keras` files holding it load with safe_mode=True.
+@registered(ENCODER_PARAMS)
+class HubParams(EncoderParams):
+    """`hub`: a pretrained TF Hub / SavedModel module, optionally fine-tuned and projected.
 
-    On load the module is read again from `handle` (which must still resolve), then the
-    weights saved in the `.keras` file (fine-tuned or not) overwrite it.
+    Args:
+        handle: TF Hub URL or local SavedModel directory (relative paths: against the config file).
+        trainable: fine-tune the module's weights (false = frozen feature extractor).
+        output_key: key of the embedding when the module returns a dict.
+        dim: size of a Dense projection after the module; null = its output as is.
 
     Example:
-        HubLayer("/models/mobilenet_feature_vector", trainable=False)(images)
+        encoder: {type: hub, handle: models/image_feature_vector, trainable: false, dim: 128}
     """
 
-    def __init__(self, handle, **kwargs):
-        # A SavedModel's signature fixes its input dtypes: never autocast to float16.
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(handle, **kwargs)
+    modalities: ClassVar[tuple] = ("image", "numeric", "audio")
+    type: Literal["hub"] = "hub"
+    handle: str
+    trainable: Bool = False
+    output_key: Optional[str] = None
+    dim: Optional[PositiveInt] = None
 
 
 @ENCODERS.register("hub")
@@ -32,8 +38,10 @@ def hub(features, spec, name, params):
     return [B, d], or a dict holding such a tensor under `output_key`.
 
     Args:
-        params: `mmkeras.config.encoders.HubParams`.
+        params: `HubParams`.
     """
+    from mmkeras.layers.hub import HubLayer
+
     where = f"inputs.{name}.encoder: module '{params.handle}'"
     try:
         x = HubLayer(params.handle, trainable=params.trainable, output_key=params.output_key,

@@ -1,9 +1,33 @@
 """`text_cnn`: parallel 1-D convolutions over token embeddings (Kim 2014), max-pooled."""
-import tf_keras as keras
+import dataclasses
+from typing import Annotated, ClassVar, Literal
 
-from mmkeras.encoders import ENCODERS, Encoded
-from mmkeras.encoders.text_transformer import embed_tokens
-from mmkeras.layers.transformer import MaskedMaxPooling
+from mmkeras.config.base import NonEmpty, PositiveInt, Rate, registered
+from mmkeras.encoders.base import ENCODER_PARAMS, ENCODERS, Encoded, EncoderParams
+from mmkeras.encoders.transformer import embed_tokens
+from mmkeras.lazy import keras
+
+
+@registered(ENCODER_PARAMS)
+class TextCnnParams(EncoderParams):
+    """`text_cnn`: one Conv1D per n-gram width over the token embeddings, max-pooled (Kim 2014).
+
+    Args:
+        dim: embedding size of tokens and of the output.
+        widths: n-gram widths, one convolution each.
+        filters: output channels of each convolution.
+        dropout: dropout rate on the pooled features.
+
+    Example:
+        encoder: {type: text_cnn, widths: [2, 3], filters: 32}
+    """
+
+    modalities: ClassVar[tuple] = ("text",)
+    type: Literal["text_cnn"] = "text_cnn"
+    dim: PositiveInt = 64
+    widths: Annotated[list[PositiveInt], NonEmpty] = dataclasses.field(default_factory=lambda: [2, 3, 4, 5])
+    filters: PositiveInt = 64
+    dropout: Rate = 0.1
 
 
 @ENCODERS.register("text_cnn")
@@ -16,8 +40,10 @@ def text_cnn(features, spec, name, params):
     (the layout of Ludwig's default `parallel_cnn` text encoder).
 
     Args:
-        params: `mmkeras.config.encoders.TextCnnParams`.
+        params: `TextCnnParams`.
     """
+    from mmkeras.layers.transformer import MaskedMaxPooling
+
     tokens, mask = embed_tokens(features, spec, name, params.dim)
     pooled, ngrams = [], []
     for width in params.widths:

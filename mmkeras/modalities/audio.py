@@ -18,7 +18,7 @@ from annotated_types import Ge, Gt
 from scipy.signal import resample_poly
 
 from mmkeras.config.base import Int, Number, section
-from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
 from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, header_int, register, resolve_file
 
@@ -195,7 +195,7 @@ class AudioModality(Modality):
     def tokens(features, spec, name, dim, params):
         """One token per log-mel frame, each mel band standardised first (raw log-mel sits around
         -14..5 with per-band offsets)."""
-        from mmkeras.encoders.image_cnn import BN_MOMENTUM
+        from mmkeras.encoders.cnn import BN_MOMENTUM
 
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_input_norm")(features)
         return keras.layers.Dense(dim, name=f"{name}_frame_tokens")(x), None, None

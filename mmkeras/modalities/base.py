@@ -58,7 +58,7 @@ class InputConfig:
         column: manifest column holding the value (defaults to `name`).
         optional: records may leave this modality empty; the model then sees it as absent.
         encoder: (each modality's own field) `{type: ..., **params}`: one of the encoders
-            that take the modality (`mmkeras.config.encoders.encoder_choice`); its default,
+            that take the modality (`mmkeras.encoders.encoder_choice`); its default,
             `default_encoder(...)`, is the modality's default encoder.
     """
 

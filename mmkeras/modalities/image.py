@@ -7,7 +7,7 @@ import pydantic
 from PIL import Image, UnidentifiedImageError
 
 from mmkeras.config.base import Int, section
-from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.errors import op_error_reason
 from mmkeras.lazy import keras, tf
 from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, header_int, register, resolve_file

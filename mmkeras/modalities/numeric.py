@@ -12,7 +12,7 @@ import numpy as np
 import pydantic
 
 from mmkeras.config.base import NonEmpty, section
-from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras
 from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, parse_number, register
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from mmkeras.config.base import Int, PositiveInt, section
-from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.io import atomic_write_text
 from mmkeras.lazy import tf, tf_text
 from mmkeras.modalities.base import InputConfig, Modality, register
@@ -130,7 +130,7 @@ class TextModality(Modality):
     @staticmethod
     def tokens(features, spec, name, dim, params):
         """Token embeddings, padding masked."""
-        from mmkeras.encoders.text_transformer import embed_tokens
+        from mmkeras.encoders.transformer import embed_tokens
 
         tokens, mask = embed_tokens(features, spec, name, dim)
         return tokens, mask, None

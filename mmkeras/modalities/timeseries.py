@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from mmkeras.config.base import PositiveInt, section
-from mmkeras.config.encoders import default_encoder, encoder_choice
+from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
 from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, float_range, register,
                                      resolve_file)

@@ -1,9 +1,47 @@
-"""`cnn`: a small VGG-style image encoder; its conv stack is shared with `audio_cnn`."""
-import tf_keras as keras
+"""`cnn`: a small VGG-style image encoder; its conv stack (and its parameters) `audio_cnn` and `conv1d` share."""
+import dataclasses
+from typing import Annotated, ClassVar, Literal
 
-from mmkeras.encoders import ENCODERS, Encoded
-from mmkeras.layers.augment import RandomShift
-from mmkeras.layers.tokens import GridTokens
+from mmkeras.config.base import NonEmpty, PositiveInt, Rate, registered, section
+from mmkeras.encoders.base import ENCODER_PARAMS, ENCODERS, Encoded, EncoderParams
+from mmkeras.lazy import keras
+
+
+@section
+class ConvStackParams(EncoderParams):
+    """The conv stack `cnn`, `audio_cnn` and `conv1d` share (`conv_stack`).
+
+    Args:
+        filters: output channels of each stage; one stage per entry, each halves both sides.
+        convs_per_stage: conv layers per stage.
+        dim: size of the output embedding.
+        dropout: dropout rate before the projection.
+        pooling: "average" (global average pool: position-free, few weights) or "flatten"
+            (every cell of the last feature map feeds the projection, so position survives).
+    """
+
+    filters: Annotated[list[PositiveInt], NonEmpty] = dataclasses.field(default_factory=lambda: [16, 32, 64])
+    convs_per_stage: PositiveInt = 1
+    dim: PositiveInt = 128
+    dropout: Rate = 0.0
+    pooling: Literal["average", "flatten"] = "average"
+
+
+@registered(ENCODER_PARAMS)
+class CnnParams(ConvStackParams):
+    """`cnn`: a small VGG-style image encoder.
+
+    Args:
+        augment: > 0 shifts training images by up to this fraction of their size (`RandomShift`).
+
+    Example:
+        encoder: {type: cnn, filters: [16, 32], dim: 64}
+    """
+
+    modalities: ClassVar[tuple] = ("image",)
+    type: Literal["cnn"] = "cnn"
+    augment: Rate = 0.0
+
 
 # Keras' default 0.99 needs hundreds of steps before the moving statistics used at
 # inference match the batch statistics; small data sets give a few dozen steps per
@@ -24,6 +62,8 @@ def conv_stack(x, name, params, kernel=3, pool=2):
     Only Conv2D, BatchNorm (folded at export), ReLU, MaxPool, mean and Dense, so int8
     TFLite conversion needs no special ops.
     """
+    from mmkeras.layers.tokens import GridTokens
+
     for stage, stage_filters in enumerate(params.filters, start=1):
         for conv in range(1, params.convs_per_stage + 1):
             prefix = f"{name}_stage{stage}_conv{conv}"
@@ -49,8 +89,10 @@ def cnn(features, spec, name, params):
     """Image [B, H, W, C] in [0, 1] → [B, dim] (tokens: the last map's cells) with stages of (Conv3×3 + BN + ReLU) × n + MaxPool.
 
     Args:
-        params: `mmkeras.config.encoders.CnnParams`.
+        params: `CnnParams`.
     """
+    from mmkeras.layers.augment import RandomShift
+
     if params.augment:
         features = RandomShift(params.augment, name=f"{name}_augment")(features)
     return conv_stack(features, name, params)
