@@ -191,14 +191,14 @@ INT8_ONLY = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 ])
 def test_int8_allows_float_builtins_only_when_int8_only_fails(monkeypatch, failures, op_sets):
     tried = fake_converter(monkeypatch, failures)
-    assert tflite.convert("unused", tflite.QuantizationConfig.for_int8(lambda: iter([]))) == b"model"
+    assert tflite.convert("unused", tflite.quantization_config("int8", lambda: iter([]))) == b"model"
     assert tried == op_sets
 
 
 def test_conversion_error_is_one_line_naming_the_variant(monkeypatch):
     fake_converter(monkeypatch, failures=1)
     with pytest.raises(UserError) as error:
-        tflite.convert("unused", tflite.QuantizationConfig.for_float16())
+        tflite.convert("unused", tflite.quantization_config("float16"))
     assert str(error.value) == ("TFLite float16 conversion failed: "
                                 "<unknown>:0: error: 'tfl.rfft2d' op has no int8 kernel")
 

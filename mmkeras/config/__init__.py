@@ -24,7 +24,7 @@ from annotated_types import Ge, Gt, Lt
 from mmkeras.config.base import (Bool, NonNegativeInt, Number, PositiveInt, Rate, one_of, section, validate,
                                  with_default_type)
 from mmkeras.encoders.hub import HubParams
-from mmkeras.config.export import FORMATS, QUANTIZATIONS
+from mmkeras.config.export import FORMATS, QUANTIZATIONS, calibrates
 from mmkeras.config.fusion import DEFAULT_FUSION, FUSION, FUSION_PARAMS
 from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.modalities import MODALITIES
@@ -163,8 +163,9 @@ class ExportConfig:
 
     @pydantic.model_validator(mode="after")
     def _int8_has_calibration_records(self):
-        if "int8" in self.quantize and self.representative_samples < 1:
-            raise ValueError("quantize int8 calibrates on training records: representative_samples must be >= 1")
+        if calibrates(self.quantize) and self.representative_samples < 1:
+            names = ", ".join(q for q in self.quantize if calibrates([q]))
+            raise ValueError(f"quantize {names} calibrates on training records: representative_samples must be >= 1")
         return self
 
 

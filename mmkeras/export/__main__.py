@@ -17,7 +17,7 @@ import tempfile
 
 from mmkeras.cli import run_cli, start_tensorflow, step
 
-from mmkeras.config.export import FORMATS  # the same list the config accepts in export.formats
+from mmkeras.config.export import FORMATS, calibrates  # the lists the config accepts in export:
 WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
 
 
@@ -74,7 +74,7 @@ def main(args):
         frontends = export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outputs, results)
 
     meta = {"model": ctx.cfg.name, "run_dir": ctx.run.path, "split": eval_split, "samples": len(samples),
-            "calibration_samples": n_calibration if "int8" in quantize else 0, "threads": 1}
+            "calibration_samples": n_calibration if calibrates(quantize) else 0, "threads": 1}
     for path in write_report(export_dir, results, meta, frontends):
         step(f"wrote {path}")
 
@@ -105,7 +105,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
                  f"{frontend_results[name]['latency_ms']:.2f} ms, max |diff| {frontend_results[name]['max_abs_diff']:.1e}")
         tensor_model = save_tensor_model(ctx.tflite_model, os.path.join(tmp, "tensor_model"))
         calibration = None
-        if "int8" in quantize:
+        if calibrates(quantize):
             train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
             calibration = representative_dataset(train, signature_input_names(tensor_model))
         for name in quantize:

@@ -28,6 +28,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.core.protobuf import saved_model_pb2
 
+from mmkeras.config.export import VARIANTS
 from mmkeras.export.metadata import frontend_with_metadata, with_metadata
 from mmkeras.outputs import output_type
 from mmkeras.run_dir import ExportDir
@@ -59,7 +60,7 @@ class QuantizationConfig:
 
     Example:
         converter = tf.lite.TFLiteConverter.from_saved_model(path)
-        QuantizationConfig.for_float16().configure(converter, BUILTINS)
+        quantization_config("float16").configure(converter, BUILTINS)
     """
 
     name: str
@@ -70,31 +71,24 @@ class QuantizationConfig:
     op_sets: tuple = (BUILTINS,)
 
     @classmethod
-    def for_float32(cls):
-        return cls("float32")
+    def of(cls, variant, representative_dataset=None):
+        """The converter settings of a `mmkeras.config.export.Quantization` row.
 
-    @classmethod
-    def for_dynamic(cls):
-        """int8 weights, float activations: no calibration data needed."""
-        return cls("dynamic", optimizations=(tf.lite.Optimize.DEFAULT,))
-
-    @classmethod
-    def for_float16(cls):
-        return cls("float16", optimizations=(tf.lite.Optimize.DEFAULT,), supported_types=(tf.float16,))
-
-    @classmethod
-    def for_int8(cls, representative_dataset):
-        """Full-integer model with int8 inputs and outputs (int32 token ids stay int32).
-
-        Float builtins are allowed only if the int8-only conversion fails. Even with
-        int8 only, ops without int8 kernels (the audio front-end's RFFT2D, COMPLEX_ABS)
-        stay float between DEQUANTIZE and QUANTIZE (TF 2.21, measured); `float_ops` lists them.
+        A calibrated (full-integer) variant has int8 inputs and outputs (int32 token ids stay
+        int32) and allows float builtins only if the int8-only conversion fails. Even with
+        int8 only, ops without int8 kernels (the audio front-end's RFFT2D, COMPLEX_ABS) stay
+        float between DEQUANTIZE and QUANTIZE (TF 2.21, measured); `float_ops` lists them.
         """
+        settings = {"optimizations": (tf.lite.Optimize.DEFAULT,) if variant.optimize else (),
+                    "supported_types": (tf.as_dtype(variant.weight_type),) if variant.weight_type else ()}
+        if not variant.calibrated:
+            return cls(variant.name, **settings)
         if representative_dataset is None:
-            raise UserError("int8 quantisation needs a representative dataset (export.representative_samples > 0)")
+            raise UserError(f"{variant.name} quantisation needs a representative dataset "
+                            "(export.representative_samples > 0)")
         int8 = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8,)
-        return cls("int8", optimizations=(tf.lite.Optimize.DEFAULT,), representative_dataset=representative_dataset,
-                   inference_type=tf.int8, op_sets=(int8, int8 + BUILTINS))
+        return cls(variant.name, **settings, representative_dataset=representative_dataset, inference_type=tf.int8,
+                   op_sets=(int8, int8 + BUILTINS))
 
     @property
     def full_integer(self):
@@ -114,18 +108,15 @@ class QuantizationConfig:
         return converter
 
 
-# One factory per name the config accepts (mmkeras.config.export.QUANTIZATIONS; a test checks both agree).
+# The variants by name (their definitions: mmkeras.config.export.VARIANTS), for did-you-mean lookups.
 QUANTIZATIONS = Registry("quantization")
-# Every factory takes the representative dataset so the CLI can build any variant the same way.
-QUANTIZATIONS.register("float32")(lambda representative_dataset=None: QuantizationConfig.for_float32())
-QUANTIZATIONS.register("dynamic")(lambda representative_dataset=None: QuantizationConfig.for_dynamic())
-QUANTIZATIONS.register("float16")(lambda representative_dataset=None: QuantizationConfig.for_float16())
-QUANTIZATIONS.register("int8")(QuantizationConfig.for_int8)
+for _variant in VARIANTS.values():
+    QUANTIZATIONS.register(_variant.name)(_variant)
 
 
 def quantization_config(name, representative_dataset=None):
-    """The QuantizationConfig registered as `name` (unknown names raise with a did-you-mean)."""
-    return QUANTIZATIONS.get(name)(representative_dataset=representative_dataset)
+    """The QuantizationConfig of variant `name` (unknown names raise with a did-you-mean)."""
+    return QuantizationConfig.of(QUANTIZATIONS.get(name), representative_dataset)
 
 
 def signature_input_names(saved_model_dir, signature=SIGNATURE):
