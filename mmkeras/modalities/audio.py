@@ -20,7 +20,8 @@ from scipy.signal import resample_poly
 from mmkeras.config.base import Int, Number, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
-from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, header_int, register, resolve_file
+from mmkeras.modalities.base import (BadValue, InputConfig, Modality, float_range, header_int, present_total,
+                                     register, resolve_file)
 
 
 @section
@@ -58,8 +59,7 @@ def load_audio(path, sample_rate):
 MIN_AUDIO_BOUND_S, AUDIO_BOUND_FACTOR = 60, 20
 
 
-# Files whose headers estimate a split's decoded audio size (a header read is ~50 µs; the mean
-# of 256 evenly spaced files is within a few percent for any real data set).
+# Files whose headers estimate a split's decoded audio size (a header read is ~50 µs).
 SIZE_SAMPLE = 256
 
 
@@ -166,12 +166,11 @@ class AudioModality(Modality):
     def decoded_bytes(self, values, presence):
         """Whole waveforms at the configured rate (the crop comes after the cache), not `seconds`:
         their mean length read from the headers of up to SIZE_SAMPLE evenly spaced files."""
-        present = [v for v, p in zip(values, presence) if p > 0]
-        if not present:
-            return 0
-        sample = present[::max(1, len(present) // SIZE_SAMPLE)][:SIZE_SAMPLE]
-        seconds = np.mean([info.frames / info.samplerate for info in map(soundfile.info, sample)])
-        return int(len(present) * seconds * self.cfg.sample_rate) * 4
+        def seconds(path):
+            info = soundfile.info(path)
+            return info.frames / info.samplerate
+
+        return int(present_total(values, presence, seconds, SIZE_SAMPLE) * self.cfg.sample_rate) * 4
 
     def finalize(self, x, training):
         return fit_length(x, self.cfg.num_samples, training)

@@ -260,6 +260,17 @@ def parse_number(raw):
     return number
 
 
+def present_total(values, presence, measure, sample_size):
+    """Estimated sum of `measure(value)` over the present values, from up to `sample_size` evenly
+    spaced ones (the mean of a few hundred files' lengths is within a few percent for any real
+    data set, and a whole split's headers would cost seconds): variable-length inputs' cache sizes."""
+    present = [v for v, p in zip(values, presence) if p > 0]
+    if not present:
+        return 0.0
+    sample = present[::max(1, len(present) // sample_size)][:sample_size]
+    return len(present) * float(np.mean([measure(value) for value in sample]))
+
+
 def header_int(header, start, length, big_endian=False):
     """Unsigned integer from `length` bytes of a file header (a uint8 or int64 tensor), as int64
     (graph ops: WAV headers in tf.data, image headers in the serving signature)."""

@@ -22,8 +22,8 @@ import numpy as np
 from mmkeras.config.base import PositiveInt, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
-from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, float_range, register,
-                                     resolve_file)
+from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, float_range, present_total,
+                                     register, resolve_file)
 
 FORMATS = (".npy", ".csv")
 # Longest trace a record may hold: the longer of MIN_TRACE_BOUND samples and
@@ -170,12 +170,8 @@ class TimeseriesModality(Modality):
         SIZE_SAMPLE evenly spaced files; resample: `length` samples each."""
         if self.cfg.fit == "resample":
             return super().decoded_bytes(values, presence)
-        present = [v for v, p in zip(values, presence) if p > 0]
-        if not present:
-            return 0
-        sample = present[::max(1, len(present) // SIZE_SAMPLE)][:SIZE_SAMPLE]
-        samples = np.mean([len(load_trace(path, self.cfg.channels)) for path in sample])
-        return int(len(present) * samples * self.cfg.channels * 4)
+        samples = present_total(values, presence, lambda path: len(load_trace(path, self.cfg.channels)), SIZE_SAMPLE)
+        return int(samples * self.cfg.channels * 4)
 
     # === Serving: float32 [batch, samples, channels], any number of samples ===
 
