@@ -18,6 +18,8 @@ What is Ludwig's default and what is forced by the data (see `ludwig_config`):
   mmkeras `seconds`, so both tools see the same pixels and the same stretch of sound.
   Audio goes to Ludwig as 16-bit WAV decoded and resampled the way mmkeras reads it, and
   BMP/GIF images as PNG: Ludwig's readers (libsox, torchvision) take neither Opus nor those.
+- A timeseries input becomes one Ludwig `timeseries` feature per channel (Ludwig's series are
+  univariate: whitespace-separated numbers), each limited to the mmkeras `length`.
 - A multilabel output becomes a `set` feature whose labels are rewritten as space-free
   tokens, since label names may hold the spaces Ludwig's set tokenizer splits on.
 - Missing values of `optional` inputs become nulls and take Ludwig's own strategies:
@@ -49,6 +51,7 @@ from PIL import Image
 from bench.quality.measure import run_measured
 from mmkeras.config import load_config
 from mmkeras.modalities.audio import load_audio
+from mmkeras.modalities.timeseries import load_trace
 from mmkeras.data.preprocessing import load_splits
 from mmkeras.data.records import BadRecordLog
 from mmkeras.data.targets import label_names
@@ -134,10 +137,20 @@ def _number_feature(inp, column: str) -> str:
     return f"{inp.name}_{column}"
 
 
+def _channel_feature(inp, channel: int) -> str:
+    """Ludwig's feature name for one channel of an mmkeras timeseries input (Ludwig's time series
+    are univariate: one `timeseries` feature per channel)."""
+    return f"{inp.name}_ch{channel}"
+
+
 def _input_columns(inp, value, present: bool, media: Path) -> dict:
     """One validated mmkeras input value of a record → its Ludwig column(s); None where absent."""
     if inp.type == "numeric":
         return {_number_feature(inp, c): (v if present else None) for c, v in zip(inp.columns, value)}
+    if inp.type == "timeseries":  # Ludwig reads a series as whitespace-separated numbers
+        trace = load_trace(value, inp.channels) if present else None
+        return {_channel_feature(inp, c): (" ".join(f"{v:.7g}" for v in trace[:, c]) if present else None)
+                for c in range(inp.channels)}
     if not present:
         return {inp.name: None}
     if inp.type == "image":
@@ -150,8 +163,8 @@ def _input_columns(inp, value, present: bool, media: Path) -> dict:
 
 
 def _unmapped(inp):
-    return ValueError(f"input '{inp.name}': the Ludwig peer maps image, text, audio and numeric inputs, "
-                      f"not {inp.type}")
+    return ValueError(f"input '{inp.name}': the Ludwig peer maps image, text, audio, numeric and timeseries "
+                      f"inputs, not {inp.type}")
 
 
 def _convert_split(split, inputs, media: Path) -> list[dict]:
@@ -203,6 +216,9 @@ def ludwig_config(cfg, inputs, epochs: int, batch_size: int | str = BATCH_SIZE) 
                              "preprocessing": {"audio_file_length_limit_in_s": inp.seconds}})
         elif inp.type == "text":
             features.append({"name": inp.name, "type": "text"})
+        elif inp.type == "timeseries":
+            features += [{"name": _channel_feature(inp, c), "type": "timeseries",
+                          "preprocessing": {"timeseries_length_limit": inp.length}} for c in range(inp.channels)]
         else:
             raise _unmapped(inp)
     outputs = []
