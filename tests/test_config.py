@@ -133,7 +133,7 @@ def test_saved_config_fills_in_every_default_encoders_and_fusion_included(tiny_d
         "pooling": "average", "normalize": "utterance", "spec_augment": False}
     assert saved["inputs"][3]["encoder"] == {"type": "mlp", "units": [64, 64], "dropout": 0.0, "bins": 0}
     assert saved["inputs"][0]["encoder"]["pooling"] == "average"  # given type, missing keys filled
-    assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.1, "dim": 32, "dropout": 0.1}
+    assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.5, "dim": 32, "dropout": 0.1}
     assert saved["export"]["quantize"] == ["float32", "dynamic", "float16", "int8"]
     again = load_config(str(tmp_path / "config.yaml"))
     assert config_to_dict(again) == config_to_dict(cfg)
