@@ -13,8 +13,8 @@ import pydantic
 
 from mmkeras.config.base import NonEmpty, section
 from mmkeras.encoders import default_encoder, encoder_choice
-from mmkeras.lazy import keras
-from mmkeras.modalities.base import BadValue, InputConfig, Modality, float_range, parse_number, register
+from mmkeras.modalities.base import (BadValue, InputConfig, Modality, Standardised, float_range, parse_number,
+                                     register)
 
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
@@ -59,7 +59,7 @@ class NumericInput(InputConfig):
 
 
 @register
-class NumericModality(Modality):
+class NumericModality(Standardised, Modality):
     config = NumericInput
     empty_value = None  # filled per input: a vector of zeros
 
@@ -91,7 +91,7 @@ class NumericModality(Modality):
         log = [self._wants_log(column) for column in matrix.T]
         transformed = np.where(log, signed_log1p(matrix), matrix)
         mean, variance = transformed.mean(axis=0), transformed.var(axis=0)
-        standardised = (transformed - mean) / np.sqrt(np.maximum(variance, 1e-12))
+        standardised = (transformed - mean) / np.sqrt(np.maximum(variance, self.MIN_VARIANCE))
         quantiles = np.quantile(standardised, np.linspace(0, 1, QUANTILES), axis=0).T
         self.state = {"mean": mean.tolist(), "variance": variance.tolist(), "log": log,
                       "quantiles": quantiles.tolist()}
@@ -129,41 +129,29 @@ class NumericModality(Modality):
     def raw_example(self, value):
         return np.asarray(self.empty_value if value is None else value, np.float32)
 
-    def float_frontend(self):
-        # Standardised before anything is quantised: one int8 scale over raw columns of different
-        # magnitudes (1e4 beside [0, 1]) leaves the small column only its zero point (measured:
-        # int8 accuracy 0.45 against float32 0.99 when the label lives in the small column).
-        return f"{self.name}_normalize"
-
-    def _standardisation(self):
-        log = self.state.get("log", [False] * len(self.cfg.columns))
-        std = [max(v, 1e-12) ** 0.5 for v in self.state["variance"]]
-        return log, self.state["mean"], std
+    def _log(self):
+        return self.state.get("log", [False] * len(self.cfg.columns))  # runs saved before `transform`: none
 
     def app_preprocessing(self):
-        log, mean, std = self._standardisation()
+        log = self._log()
         return {
             "columns": list(self.cfg.columns), "values": "float32 raw values in this column order, fed to the "
                                                           "front-end model (see `frontend`)",
             "standardize": "or computed by the app: columns flagged in `log` become sign(x)*log(1+|x|), then "
                            "each column (x - mean) / std; the result is `<name>_features`",
-            "log": log, "mean": mean, "std": std, "variance": self.state["variance"],
+            "log": log, "mean": self.state["mean"], "std": self.standard_deviations(), "variance": self.state["variance"],
         }
 
     def tflite_metadata(self, lib, name, described, detail):
         """The variants' numeric input is the standardised columns (`<name>_features`)."""
-        log, mean, std = self._standardisation()
+        log = self._log()
         columns = ", ".join(f"{c}{' (signed log first)' if flagged else ''}" for c, flagged in zip(self.cfg.columns, log))
         md = lib.info.TensorMd(
             name=name, description=f"{self.name}: columns [{columns}] standardised as (x - mean) / std with the "
                                    f"normalization parameters below, computed by {described['frontend']['file']} "
                                    f"or by the app.{float_range(detail)}").create_metadata()
         if not any(log):  # NormalizationOptions is (x - mean) / std exactly; a signed log is more
-            normalization = lib.fb.ProcessUnitT()
-            normalization.optionsType = lib.fb.ProcessUnitOptions.NormalizationOptions
-            normalization.options = lib.fb.NormalizationOptionsT()
-            normalization.options.mean, normalization.options.std = list(mean), list(std)
-            md.processUnits = [normalization]
+            md.processUnits = [self.normalization_unit(lib)]
         return md, {}
 
     def frontend_tflite_metadata(self, lib):
@@ -182,11 +170,7 @@ class NumericModality(Modality):
     def preprocess(self, x):
         from mmkeras.layers.numeric import SignedLog1p
 
-        log = self.state.get("log", [False] * len(self.cfg.columns))  # runs saved before `transform`
+        log = self._log()
         if any(log):
             x = SignedLog1p(log, name=f"{self.name}_log")(x)
-        # Stored as layer weights so the exported graph standardises by itself.
-        variance = [max(v, 1e-12) for v in self.state["variance"]]
-        # float32 even under mixed precision: raw columns can be large (bfloat16 keeps 8 bits).
-        return keras.layers.Normalization(mean=self.state["mean"], variance=variance, dtype="float32",
-                                          name=f"{self.name}_normalize")(x)
+        return self.standardise(x)

@@ -22,8 +22,8 @@ import numpy as np
 from mmkeras.config.base import PositiveInt, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
-from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, float_range, present_total,
-                                     register, resolve_file)
+from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, Standardised, float_range,
+                                     present_total, register, resolve_file)
 
 FORMATS = (".npy", ".csv")
 # Longest trace a record may hold: the longer of MIN_TRACE_BOUND samples and
@@ -127,7 +127,7 @@ def _combine(count, mean, m2, other_count, other_mean, other_m2):
 
 
 @register
-class TimeseriesModality(Modality):
+class TimeseriesModality(Standardised, Modality):
     config = TimeseriesInput
     reads_files = True
 
@@ -190,15 +190,7 @@ class TimeseriesModality(Modality):
     # === In the model ===
 
     def preprocess(self, x):
-        variance = [max(v, 1e-12) for v in self.state["variance"]]
-        # float32 even under mixed precision: raw sensor values can be large.
-        return keras.layers.Normalization(mean=self.state["mean"], variance=variance, dtype="float32",
-                                          name=self.float_frontend())(x)
-
-    def float_frontend(self):
-        # Standardised before anything is quantised: one int8 scale over channels of different
-        # magnitudes would leave the small ones only their zero point (as numeric columns).
-        return f"{self.name}_normalize"
+        return self.standardise(x)  # per channel, a float front-end (`Standardised`)
 
     @staticmethod
     def tokens(features, spec, name, dim, params):
@@ -212,9 +204,6 @@ class TimeseriesModality(Modality):
 
     # === The app ===
 
-    def _std(self):
-        return [max(v, 1e-12) ** 0.5 for v in self.state["variance"]]
-
     def app_preprocessing(self):
         cfg = self.cfg
         fit = ({"crop": "longer: centre crop (offset = (samples - length) // 2); shorter: pad at the end with "
@@ -226,7 +215,7 @@ class TimeseriesModality(Modality):
             "channels": cfg.channels, "length": cfg.length, **fit,
             "values": "float32 [length, channels] raw samples, fed to the front-end model (see `frontend`)",
             "standardize": "or computed by the app: each channel (x - mean) / std; the result is `<name>_features`",
-            "mean": self.state["mean"], "std": self._std(), "variance": self.state["variance"],
+            "mean": self.state["mean"], "std": self.standard_deviations(), "variance": self.state["variance"],
         }
 
     def tflite_metadata(self, lib, name, described, detail):
@@ -236,11 +225,7 @@ class TimeseriesModality(Modality):
                                    f"channel standardised as (x - mean) / std with the normalization parameters "
                                    f"below, computed by {described['frontend']['file']} or by the app."
                                    f"{float_range(detail)}").create_metadata()
-        normalization = lib.fb.ProcessUnitT()
-        normalization.optionsType = lib.fb.ProcessUnitOptions.NormalizationOptions
-        normalization.options = lib.fb.NormalizationOptionsT()
-        normalization.options.mean, normalization.options.std = list(self.state["mean"]), self._std()
-        md.processUnits = [normalization]
+        md.processUnits = [self.normalization_unit(lib)]
         return md, {}
 
     def frontend_tflite_metadata(self, lib):
