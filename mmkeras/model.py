@@ -9,14 +9,15 @@ import tf_keras as keras
 
 from mmkeras.config import DROPOUT_LAYER, FUSION_LAYER, MODEL_NAME, PRESENCE_LAYER
 from mmkeras.encoders import build_encoder
-from mmkeras.fusion import FUSIONS, ModalityDropout
+from mmkeras.fusion import FUSIONS
 from mmkeras.heads import build_heads
+from mmkeras.layers.modality_dropout import ModalityDropout
 from mmkeras.layers.tokens import AllTokens
 from mmkeras.names import presence_key
 
 
 def build_fusion(fusion_cfg, **kwargs):
-    """The configured fusion layer (`fusion_cfg`: validated `mmkeras.config.fusion` parameters)."""
+    """The configured fusion layer (`fusion_cfg`: its validated `FusionParams`)."""
     return FUSIONS.get(fusion_cfg.type)(name=FUSION_LAYER, **fusion_cfg.params, **kwargs)
 
 

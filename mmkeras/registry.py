@@ -26,12 +26,12 @@ class Registry:
         kind: what is registered ("encoder", "fusion", ...), used in error messages.
 
     Example:
-        FUSIONS = Registry("fusion")
+        ENCODERS = Registry("encoder")
 
-        @FUSIONS.register("concat")
-        class ConcatFusion(keras.layers.Layer): ...
+        @ENCODERS.register("mlp")
+        def mlp(features, spec, name, params): ...
 
-        FUSIONS.get("concat")
+        ENCODERS.get("mlp")
     """
 
     def __init__(self, kind):
@@ -60,3 +60,26 @@ class Registry:
 
     def __contains__(self, name):
         return name in self._entries
+
+
+class LayerRegistry(Registry):
+    """A registry of Keras layers written as plain classes (`mmkeras.lazy.layer_class`): `get`
+    gives the Layer class, registering it for `load_model` on first use; `layer_classes` all
+    of them (what `load_model` needs before it reads a file).
+
+    Example:
+        FUSIONS = LayerRegistry("fusion")
+
+        @FUSIONS.register("concat")
+        class ConcatFusion(FusionLayer): ...
+
+        FUSIONS.get("concat")  # a keras.layers.Layer subclass
+    """
+
+    def get(self, name):
+        from mmkeras.lazy import layer_class
+
+        return layer_class(super().get(name))
+
+    def layer_classes(self):
+        return [self.get(name) for name in self.names()]

@@ -7,8 +7,8 @@ import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
-from mmkeras.config.fusion import FUSION_PARAMS
-from mmkeras.fusion import FUSIONS, ModalityDropout
+from mmkeras.fusion import FUSION_PARAMS, FUSIONS
+from mmkeras.layers.modality_dropout import ModalityDropout
 
 DIMS = (3, 5, 4)  # embedding widths differ on purpose
 DIM = 8
@@ -18,7 +18,7 @@ FUSION_ARGS = {
     "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
     "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
     "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "max_cells": 4, "dropout": 0.2},
-    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2},
+    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2, "context": True},
     "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
 TOKEN_FUSIONS = sorted(n for n in FUSION_ARGS if getattr(FUSIONS.get(n), "takes_tokens", False))
@@ -110,9 +110,20 @@ def test_all_fusion_types_are_registered():
     assert FUSIONS.names() == sorted(FUSION_ARGS)
 
 
+def test_every_fusion_is_one_file_with_its_parameters_and_its_layer():
+    assert FUSION_PARAMS.names() == FUSIONS.names()
+    for name in FUSIONS.names():
+        layer_cls = FUSIONS.get(name)
+        assert layer_cls.__module__ == FUSION_PARAMS.get(name).__module__ == f"mmkeras.fusion.{name}"
+        assert issubclass(layer_cls, keras.layers.Layer) and FUSIONS.get(name) is layer_cls
+        # Saved models name the class as a Layer subclass written directly would be named.
+        assert keras.saving.get_registered_name(layer_cls) == f"mmkeras>{layer_cls.__name__}"
+        assert keras.saving.get_registered_object(f"mmkeras>{layer_cls.__name__}") is layer_cls
+
+
 @pytest.mark.parametrize("name", sorted(FUSION_ARGS))
 def test_config_parameters_are_the_layer_arguments(name):
-    """Every fusion's config section gives exactly its layer's arguments (mmkeras.config.fusion owns the defaults)."""
+    """Every fusion's config section gives exactly its layer's arguments (its plugin file owns the defaults)."""
     params = FUSION_PARAMS.get(name)().params
     assert set(params) == set(FUSION_ARGS[name])
     layer = make_layer(name, **params)

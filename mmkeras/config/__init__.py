@@ -2,9 +2,8 @@
 
 Every section, encoder and fusion parameters included, is a pydantic dataclass that
 rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality and
-encoder parameters one per encoder, each in its plugin file (`mmkeras.modalities`,
-`mmkeras.encoders`, which name TensorFlow lazily); fusion layers' parameters one per type
-(`mmkeras.config.fusion`); each chosen by its `type`. `load_config` checks the whole file,
+encoder and fusion parameters one per type, each in its plugin file (`mmkeras.modalities`,
+`mmkeras.encoders`, `mmkeras.fusion`, which name TensorFlow lazily); each chosen by its `type`. `load_config` checks the whole file,
 with a did-you-mean for a typo, before anything reads a record or touches a run directory,
 and without importing TensorFlow.
 
@@ -25,8 +24,8 @@ from mmkeras.config.base import (Bool, NonNegativeInt, Number, PositiveInt, Rate
                                  with_default_type)
 from mmkeras.encoders.hub import HubParams
 from mmkeras.config.export import FORMATS, QUANTIZATIONS, calibrates
-from mmkeras.config.fusion import DEFAULT_FUSION, FUSION, FUSION_PARAMS
 from mmkeras.errors import ConfigError, did_you_mean
+from mmkeras.fusion import DEFAULT_FUSION, FUSION_PARAMS, fusion_choice
 from mmkeras.modalities import MODALITIES
 from mmkeras.modalities.base import Identifier
 from mmkeras.names import derived_names
@@ -35,6 +34,9 @@ from mmkeras.registry import plugin_modules
 # The model's own layers next to the inputs' and outputs' (mmkeras/model.py names them from
 # here): a configured name equal to one would collide in the graph.
 FUSION_LAYER, PRESENCE_LAYER, DROPOUT_LAYER, MODEL_NAME = "fusion", "presence", "modality_dropout", "mmkeras"
+# The `fusion` field's type: any fusion plugin's parameters, chosen by `type`.
+FUSION = fusion_choice()
+
 INTERNAL_NAMES = {FUSION_LAYER: "the fusion layer", PRESENCE_LAYER: "the joined presence flags",
                   DROPOUT_LAYER: "the modality-dropout layer", MODEL_NAME: "the model itself"}
 

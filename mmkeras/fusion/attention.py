@@ -1,14 +1,33 @@
 """`attention` fusion: a small transformer over one token per modality plus a fusion token."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import FusionLayer, check_positive_int, embedding_dims
-from mmkeras.layers.transformer import TransformerBlock
+import pydantic
+
+from mmkeras.config.base import PositiveInt, heads_divide_dim, registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, check_positive_int, embedding_dims
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class AttentionParams(FusionParams):
+    """`attention`: one token per modality + a fusion token through Transformer blocks.
+
+    Args:
+        heads: attention heads per block; divides `dim`.
+        layers: number of Transformer blocks.
+
+    Example:
+        fusion: {type: attention, dim: 128, heads: 4}
+    """
+
+    type: Literal["attention"] = "attention"
+    heads: PositiveInt = 4
+    layers: PositiveInt = 1
+
+    _heads_divide_dim = pydantic.model_validator(mode="after")(heads_divide_dim)
 
 
 @FUSIONS.register("attention")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class AttentionFusion(FusionLayer):
     """Cross-modal transformer: modalities attend to each other; a learned fusion token is output.
 
@@ -38,6 +57,8 @@ class AttentionFusion(FusionLayer):
         self.layers = layers
 
         # === Layers ===
+        from mmkeras.layers.transformer import TransformerBlock
+
         # ff_dim = 2·dim, not the usual 4·dim: there are only M + 1 tokens and data is small.
         self.blocks = [
             TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}", dtype=self.dtype_policy)

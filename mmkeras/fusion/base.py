@@ -1,10 +1,66 @@
-"""Shared by the fusion layers: argument checks, presence masking, masked softmax, dropout."""
+"""The fusion plugin contract: one file per fusion, `mmkeras.fusion.<type>`.
+
+A fusion file holds its parameters section (a `FusionParams` subclass registered in
+`FUSION_PARAMS`: keys, defaults, ranges; validated when the config loads) and its layer,
+registered in `FUSIONS` under the same name, whose constructor arguments are the section's
+`params`.
+
+The layer is written as a plain class on `FusionLayer` or `TokenFusionLayer`, naming
+TensorFlow through `mmkeras.lazy`; `FUSIONS.get(name)` gives the tf_keras Layer class made
+from it (`mmkeras.lazy.layer_class`). That is what lets the parameters and the layer share
+one file: a class written on `keras.layers.Layer` needs TensorFlow (~4 s) when its module
+loads, and the config reads the parameters, and reports a typo in them, before TensorFlow loads.
+
+Also here: argument checks, presence masking, the token helpers the token fusions share.
+"""
+import dataclasses
 import math
 
-import tensorflow as tf
-import tf_keras as keras
+from mmkeras.config.base import PositiveInt, Rate, one_of, section
+from mmkeras.lazy import keras, tf
+from mmkeras.registry import LayerRegistry, Registry
 
-from mmkeras.layers.masking import masked_softmax  # noqa: F401  (re-exported for the fusion layers)
+FUSIONS = LayerRegistry("fusion")
+FUSION_PARAMS = Registry("fusion")
+
+# concat: on the demo 88.9% test accuracy vs 83.7% for attention (same settings), and the
+# cheapest and most int8-friendly; the other types are a config line away.
+DEFAULT_FUSION = "concat"
+
+
+@section
+class FusionParams:
+    """What every fusion type has.
+
+    Args:
+        type: the fusion layer: concat | attention | gated | bilinear over the pooled
+            embeddings; cross_attention | film | relation over the encoders' tokens.
+        modality_dropout: in training, each present modality is dropped from a sample with
+            this probability (never all of a sample's modalities), so the model learns to
+            predict from any subset.
+        dim: width of the fused vector.
+        dropout: dropout rate on the fused vector.
+    """
+
+    type: str
+    # 0.5 (was 0.1): each branch must also predict alone, so a fast-learning one (text) cannot
+    # leave the others untrained: +1.0 to +3.4 points on 4 suite sets, level on 1, -1.4 F1 on
+    # debian_tags (README "Quality", 2026-12-06).
+    modality_dropout: Rate = 0.5
+    dim: PositiveInt = 128
+    dropout: Rate = 0.1
+
+    @property
+    def params(self):
+        """The fusion layer's constructor arguments: every key but `type` and `modality_dropout`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("type", "modality_dropout")}
+
+
+def fusion_choice():
+    """The type of the config's `fusion` field: any registered fusion, chosen by `type`."""
+    return one_of([FUSION_PARAMS.get(n) for n in FUSION_PARAMS.names()], FUSION_PARAMS)
+
 
 
 def check_positive_int(name, value):
@@ -48,8 +104,10 @@ def embedding_dims(input_shape):
     return [int(tf.TensorShape(shape)[-1]) for shape in per_modality(input_shape)]
 
 
-class FusionLayer(keras.layers.Layer):
+class FusionLayer:
     """Base of the fusion layers: zeroes absent embeddings, calls `fuse`, applies output dropout.
+
+    A plain class: `FUSIONS.get(name)` adds `keras.layers.Layer` (see the module docstring).
 
     Subclasses implement `fuse(embeddings, presence, training) -> [B, dim]`; the embeddings they
     receive are already multiplied by their presence flag, so an absent one is all zeros.
@@ -58,10 +116,11 @@ class FusionLayer(keras.layers.Layer):
         dim: width of the fused vector.
         dropout: dropout rate on the fused vector (training only).
 
-    Defaults for every argument live in `mmkeras.config.fusion`, the one place a config
-    reads them from.
+    Defaults for every argument live in the fusion's `FusionParams` section, the one place a
+    config reads them from.
 
     Example:
+        @FUSIONS.register("max")
         class MaxFusion(FusionLayer):  # assumes every embedding is already `dim` wide
             def fuse(self, embeddings, presence, training):
                 return tf.reduce_max(tf.stack(embeddings, axis=1), axis=1)

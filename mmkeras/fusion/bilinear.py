@@ -1,13 +1,27 @@
 """`bilinear` fusion: low-rank multimodal fusion (LMF, Liu et al. 2018)."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import FusionLayer, check_positive_int, embedding_dims
+from mmkeras.config.base import PositiveInt, registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, check_positive_int, embedding_dims
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class BilinearParams(FusionParams):
+    """`bilinear`: low-rank multimodal fusion, a product of per-modality rank-R factors.
+
+    Args:
+        rank: number of rank-1 terms summed.
+
+    Example:
+        fusion: {type: bilinear, dim: 64, rank: 4}
+    """
+
+    type: Literal["bilinear"] = "bilinear"
+    rank: PositiveInt = 4
 
 
 @FUSIONS.register("bilinear")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class BilinearFusion(FusionLayer):
     """Multiplicative fusion: fused = Σ_r Π_i LayerNorm([x_i; 1] W_i)_r with rank-R factors.
 

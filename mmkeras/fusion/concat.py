@@ -1,13 +1,23 @@
 """`concat` fusion: masked embeddings + presence flags → Dense(dim) + ReLU."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import FusionLayer, embedding_dims
+from mmkeras.config.base import registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, embedding_dims
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class ConcatParams(FusionParams):
+    """`concat`: masked embeddings + presence vector → Dense(dim) + ReLU.
+
+    Example:
+        fusion: {type: concat, dim: 128}
+    """
+
+    type: Literal["concat"] = "concat"
 
 
 @FUSIONS.register("concat")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class ConcatFusion(FusionLayer):
     """Concatenates the masked embeddings and the presence vector, then Dense(dim) + ReLU + dropout.
 

@@ -1,15 +1,40 @@
 """`cross_attention` fusion: Transformer blocks over the tokens of every modality, so text tokens
 attend to image cells and back; a learned fusion token is the output."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import TokenFusionLayer, check_positive_int, token_shapes
-from mmkeras.layers.transformer import TransformerBlock
+import pydantic
+
+from mmkeras.config.base import PositiveInt, heads_divide_dim, registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int, token_shapes
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class CrossAttentionParams(FusionParams):
+    """`cross_attention`: Transformer blocks over the tokens of every modality (image cells,
+    words, frames, columns) plus a fusion token, so words attend to image regions and back.
+
+    Args:
+        heads: attention heads per block; divides `dim`.
+        layers: number of Transformer blocks.
+        max_cells: the most cells of a feature map attended to; a larger map (an image's,
+            an audio CNN's) is average-pooled down to it first (int8 keeps attention weights
+            over a few dozen keys: on sort_of_clevr int8 top-1 agreement 0.76 over 100 cells, 0.83 over 25).
+
+    Example:
+        fusion: {type: cross_attention, dim: 64, heads: 4, layers: 2, max_cells: 25}
+    """
+
+    type: Literal["cross_attention"] = "cross_attention"
+    dim: PositiveInt = 64
+    heads: PositiveInt = 4
+    layers: PositiveInt = 2
+    max_cells: PositiveInt = 25
+
+    _heads_divide_dim = pydantic.model_validator(mode="after")(heads_divide_dim)
 
 
 @FUSIONS.register("cross_attention")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class CrossAttentionFusion(TokenFusionLayer):
     """Joint self-attention over all modalities' tokens plus a fusion token (a single-stream
     multimodal transformer, as VisualBERT or ViLT).
@@ -47,6 +72,8 @@ class CrossAttentionFusion(TokenFusionLayer):
         self.heads = heads
         self.layers = layers
         # === Layers ===
+        from mmkeras.layers.transformer import TransformerBlock
+
         self.blocks = [TransformerBlock(dim, heads, ff_dim=2 * dim, dropout=dropout, name=f"block_{i}",
                                         dtype=self.dtype_policy) for i in range(layers)]
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm", dtype=self.dtype_policy)

@@ -1,13 +1,23 @@
 """`gated` fusion: Gated Multimodal Unit (Arevalo et al. 2017) generalised to M modalities."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import FusionLayer, embedding_dims, masked_softmax
+from mmkeras.config.base import registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, embedding_dims
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class GatedParams(FusionParams):
+    """`gated`: gated multimodal unit, softmax gates over the present modalities.
+
+    Example:
+        fusion: {type: gated, dim: 64}
+    """
+
+    type: Literal["gated"] = "gated"
 
 
 @FUSIONS.register("gated")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class GatedFusion(FusionLayer):
     """Weighted sum of h_i = tanh(W_i x_i) with softmax gates over the present modalities.
 
@@ -34,6 +44,8 @@ class GatedFusion(FusionLayer):
         super().build(input_shape)
 
     def fuse(self, embeddings, presence, training):
+        from mmkeras.layers.masking import masked_softmax
+
         hidden = tf.stack([t(x) for t, x in zip(self.transforms, embeddings)], axis=1)
         logits = self.gate(tf.concat([*embeddings, presence], axis=-1))
         weights = masked_softmax(logits, presence)  # [B, M]

@@ -1,14 +1,34 @@
 """`relation` fusion: a relation network over pairs of one modality's tokens, conditioned on the
 other modalities (Santoro et al. 2017)."""
-import tensorflow as tf
-import tf_keras as keras
+from typing import Literal
 
-from mmkeras.fusion import FUSIONS
-from mmkeras.fusion.base import TokenFusionLayer, check_positive_int, object_modality, token_shapes
+from mmkeras.config.base import PositiveInt, registered
+from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int, object_modality, token_shapes
+from mmkeras.lazy import keras, tf
+
+
+@registered(FUSION_PARAMS)
+class RelationParams(FusionParams):
+    """`relation`: a relation network over every pair of the tokens of the modality with the
+    most tokens, conditioned on the other modalities (Santoro et al. 2017).
+
+    Args:
+        units: width of the pair function g's layers.
+        layers: depth of g.
+        max_objects: the most tokens paired; a larger feature map is average-pooled down
+            to it (the pairs grow as its square).
+
+    Example:
+        fusion: {type: relation, units: 128, layers: 3, max_objects: 25}
+    """
+
+    type: Literal["relation"] = "relation"
+    units: PositiveInt = 128
+    layers: PositiveInt = 3
+    max_objects: PositiveInt = 25
 
 
 @FUSIONS.register("relation")
-@keras.saving.register_keras_serializable(package="mmkeras")
 class RelationFusion(TokenFusionLayer):
     """RN(O, q) = f( mean over pairs (i, j) of g(o_i, o_j, q), every pooled embedding ), with O the
     tokens of the modality with the most tokens (an image's cells, with their coordinates)

@@ -246,8 +246,9 @@ def save_model(model, path):
 
 def load_model(path):
     """Load a saved run model; safe_mode refuses arbitrary code (e.g. lambda layers) from the file."""
-    import mmkeras.encoders  # noqa: F401  (register custom layers)
-    import mmkeras.fusion  # noqa: F401
-    import mmkeras.layers  # noqa: F401
+    import mmkeras.layers  # noqa: F401  (registers the custom layers)
+    from mmkeras.fusion import FUSIONS
+
+    FUSIONS.layer_classes()  # the fusions' Layer classes are made, and registered, on first use
 
     return keras.models.load_model(path, safe_mode=True)
