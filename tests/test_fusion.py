@@ -18,7 +18,7 @@ FUSION_ARGS = {
     "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
     "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
     "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "max_cells": 4, "dropout": 0.2},
-    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2, "context": True},
+    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2},
     "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
 TOKEN_FUSIONS = sorted(n for n in FUSION_ARGS if getattr(FUSIONS.get(n), "takes_tokens", False))

@@ -3,7 +3,8 @@
 from typing import Literal
 
 from mmkeras.config.base import PositiveInt, registered
-from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int, object_modality, token_shapes
+from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer,
+                                 check_positive_int, object_modality, token_shapes)
 from mmkeras.lazy import keras, tf
 
 
@@ -14,18 +15,14 @@ class FilmParams(FusionParams):
 
     Args:
         blocks: FiLM residual blocks.
-        context: every block also sees the max and mean over the whole feature map and the
-            cells' coordinates, and the output pools by max and mean (relations between
-            distant cells: closest, furthest, count).
 
     Example:
-        fusion: {type: film, dim: 64, blocks: 2, context: true}
+        fusion: {type: film, dim: 64, blocks: 2}
     """
 
     type: Literal["film"] = "film"
     dim: PositiveInt = 64
     blocks: PositiveInt = 2
-    context: bool = True
 
 
 @FUSIONS.register("film")
@@ -39,31 +36,20 @@ class FilmFusion(TokenFusionLayer):
     The max-pooled cells and every pooled embedding go through Dense(dim) + ReLU, so a
     sample whose feature map is absent still gets an answer from the rest.
 
-    With `context`, every cell also sees the whole map: each block's 1×1 conv adds a
-    projection of the max and the mean over the cells of its input, and takes the cells'
-    coordinates again (CoordConv, as the FiLM paper's blocks); the output pools by max and
-    mean. A 3×3 block sees its neighbours only, so a question about the object closest to
-    the red one needs where the red object is at every cell: block 1 marks it, the max over
-    the cells carries its position to block 2, which can then measure every cell's
-    distance; the mean counts (how many objects share its shape).
-
     Args:
         dim: channels of the blocks and width of the fused vector.
         blocks: number of FiLM residual blocks.
         dropout: dropout rate on the fused vector.
-        context: give every block the map's max and mean, and the cells' coordinates.
-            False (the layer's default) is the layer saved before it existed.
 
     Example:
         fused = FilmFusion(dim=64, blocks=2, dropout=0.1, grids=[(5, 5), None])(
             {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
     """
 
-    def __init__(self, dim, blocks, dropout, context=False, **kwargs):
+    def __init__(self, dim, blocks, dropout, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("blocks", blocks)
         self.blocks = blocks
-        self.context = bool(context)
 
     def build(self, input_shape):
         shapes = token_shapes(input_shape)
@@ -77,17 +63,10 @@ class FilmFusion(TokenFusionLayer):
         self.stem.build((None, n, width))
         # Parallel lists of layers, not a list of tuples: the .keras weight saving walks lists
         # of layers but restores tuples in another order.
-        self.pointwise, self.mixing, self.norms, self.films, self.contexts = [], [], [], [], []
-        # GridTokens puts each cell's (row, column) last.
-        self.coordinates = 2 if self.context and self.spatial else 0
+        self.pointwise, self.mixing, self.norms, self.films = [], [], [], []
         for b in range(self.blocks):
-            pointwise = keras.layers.Dense(self.dim, activation=None if self.context else "relu",
-                                           name=f"block_{b}_conv1", **policy)
-            pointwise.build((None, n, self.dim + self.coordinates))
-            if self.context:
-                context = keras.layers.Dense(self.dim, use_bias=False, name=f"block_{b}_context", **policy)
-                context.build((None, 2 * self.dim))
-                self.contexts.append(context)
+            pointwise = keras.layers.Dense(self.dim, activation="relu", name=f"block_{b}_conv1", **policy)
+            pointwise.build((None, n, self.dim))
             if self.spatial:
                 mixing = keras.layers.Conv2D(self.dim, 3, padding="same", use_bias=False, name=f"block_{b}_conv2", **policy)
                 mixing.build((None, *grid, self.dim))
@@ -101,7 +80,7 @@ class FilmFusion(TokenFusionLayer):
             for layers, layer in zip((self.pointwise, self.mixing, self.norms, self.films), (pointwise, mixing, norm, film)):
                 layers.append(layer)
         self.head = keras.layers.Dense(self.dim, activation="relu", name="head", **policy)
-        self.head.build((None, (2 if self.context else 1) * self.dim + self.pooled_width(input_shape)))
+        self.head.build((None, self.dim + self.pooled_width(input_shape)))
         super().build(input_shape)
 
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
@@ -109,13 +88,8 @@ class FilmFusion(TokenFusionLayer):
         mask = masks[self.target][:, :, None]
         x = self.stem(tokens[self.target]) * mask
         n = x.shape[1]
-        coordinates = tokens[self.target][:, :, -self.coordinates:] if self.coordinates else None
-        for b, (pointwise, mixing, norm, film) in enumerate(zip(self.pointwise, self.mixing, self.norms, self.films)):
-            if self.context:
-                inputs = x if coordinates is None else tf.concat([x, coordinates], axis=-1)
-                h = tf.nn.relu(pointwise(inputs) + self.contexts[b](self.summary(x, mask))[:, None])
-            else:
-                h = pointwise(x)
+        for pointwise, mixing, norm, film in zip(self.pointwise, self.mixing, self.norms, self.films):
+            h = pointwise(x)
             if self.spatial:
                 h = tf.reshape(mixing(tf.reshape(h, [-1, *self.grid(self.target), self.dim])), [-1, n, self.dim])
             else:
@@ -123,17 +97,9 @@ class FilmFusion(TokenFusionLayer):
             gamma, beta = tf.split(film(condition), 2, axis=-1)
             h = tf.nn.relu((1.0 + gamma[:, None]) * norm(h, training=training) + beta[:, None])
             x = (x + h) * mask
-        pooled = self.summary(x, mask) if self.context else tf.reduce_max(x, axis=1)
+        # x ≥ 0 (sums of ReLUs), zero where masked: a plain max is the masked max.
+        pooled = tf.reduce_max(x, axis=1)
         return self.head(tf.concat([pooled, self.pooled(embeddings, presence)], axis=-1))
 
-    @staticmethod
-    def summary(x, mask):
-        """[B, 2·dim]: the max and the mean over the real cells of x [B, N, dim].
-
-        x ≥ 0 (sums of ReLUs) and zero where masked, so a plain max is the masked max.
-        """
-        mean = tf.reduce_sum(x, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        return tf.concat([tf.reduce_max(x, axis=1), mean], axis=-1)
-
     def get_config(self):
-        return {**super().get_config(), "blocks": self.blocks, "context": self.context}
+        return {**super().get_config(), "blocks": self.blocks}
