@@ -6,7 +6,7 @@ import tensorflow as tf
 from mmkeras.layers.numeric import SignedLog1p
 from mmkeras.modalities.numeric import is_heavy_tailed
 from mmkeras.errors import ConfigError
-from mmkeras.layers.augment import RandomShift, SpecAugment, UtteranceNorm
+from mmkeras.layers.augment import RandomShift, SpecAugment, TokenDropout, UtteranceNorm
 from test_encoders import assert_config_roundtrip, encoder_model
 
 RNG = np.random.default_rng(0)
@@ -14,7 +14,8 @@ LOG_MEL = RNG.normal(-5, 2, (4, 40, 16)).astype("float32")
 
 
 @pytest.mark.parametrize("layer", [UtteranceNorm(), SpecAugment(time_masks=1, max_freq=0.2, seed=3),
-                                   RandomShift(0.2, seed=1), SignedLog1p([True, False])],
+                                   RandomShift(0.2, seed=1), SignedLog1p([True, False]),
+                                   TokenDropout(0.2, unknown_id=1, seed=2)],
                          ids=lambda layer: type(layer).__name__)
 def test_layer_config_roundtrip(layer):
     assert_config_roundtrip(layer)
@@ -56,6 +57,17 @@ def test_random_shift_moves_pixels_only_in_training():
         centre = i[4:16, 4:16]
         assert any(np.array_equal(s[4 + dy:16 + dy, 4 + dx:16 + dx], centre)
                    for dy in range(-2, 3) for dx in range(-2, 3))
+
+
+def test_token_dropout_replaces_real_tokens_only_in_training():
+    ids = np.where(np.arange(32)[None] < RNG.integers(1, 33, (64, 1)), RNG.integers(2, 500, (64, 32)), 0)
+    layer = TokenDropout(0.25, unknown_id=1, seed=0)
+    np.testing.assert_array_equal(layer(ids, training=False), ids)
+    np.testing.assert_array_equal(layer(ids), ids)  # no training flag: inference
+    dropped = layer(ids, training=True).numpy()
+    changed = dropped != ids
+    assert np.all(dropped[changed] == 1) and not np.any(changed[ids == 0])  # padding stays
+    assert 0.2 < changed[ids != 0].mean() < 0.3
 
 
 def test_augmenting_encoders_export_no_random_ops():

@@ -3,7 +3,8 @@ other modalities (Santoro et al. 2017)."""
 from typing import Literal
 
 from mmkeras.config.base import PositiveInt, registered
-from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int, object_modality, token_shapes
+from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer,
+                                 check_positive_int, object_modality, token_shapes)
 from mmkeras.lazy import keras, tf
 
 

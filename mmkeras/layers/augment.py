@@ -125,3 +125,35 @@ class RandomShift(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "fraction": self.fraction, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class TokenDropout(keras.layers.Layer):
+    """Token ids [B, T]: each real token replaced by the unknown token with probability `rate`, in training only.
+
+    Word dropout (Iyyer et al. 2015): a text met in deployment holds words the vocabulary
+    never saw (a new item's name, a language not in training), which tokenise to the
+    unknown token. Trained on texts with such holes, the model learns to read what is
+    left and, when little is, to lean on the other modalities. Padding (id 0) stays.
+
+    Args:
+        rate: probability of replacing each real token, in [0, 1).
+        unknown_id: the id the unknown token has in the vocabulary.
+        seed: seed of the draws.
+
+    Example:
+        ids = TokenDropout(0.1, unknown_id=1)(ids)  # identity at inference
+    """
+
+    def __init__(self, rate, unknown_id, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.unknown_id, self.seed = rate, unknown_id, seed
+
+    def call(self, ids, training=None):
+        if not training or not self.rate:
+            return ids
+        drop = tf.logical_and(tf.random.uniform(tf.shape(ids), seed=self.seed) < self.rate, ids != 0)
+        return tf.where(drop, tf.cast(self.unknown_id, ids.dtype), ids)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}

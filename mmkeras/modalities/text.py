@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from mmkeras.config.base import Int, PositiveInt, section
+from mmkeras.config.base import Int, PositiveInt, Rate, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.io import atomic_write_text
 from mmkeras.lazy import tf, tf_text
@@ -29,6 +29,8 @@ class TextInput(InputConfig):
     # all five text sets of the quality suite (bench/quality; README "Quality"): bow lost 26 F1
     # points on long descriptions, the transformer 4-12 points on short names and synopses.
     encoder: encoder_choice("text") = default_encoder("text_cnn")
+    # Training only: each token becomes [UNK] with this probability (`TokenDropout`).
+    token_dropout: Rate = 0.0
 
 PAD, UNK = "[PAD]", "[UNK]"  # id 0 is padding: encoders mask it out
 
@@ -112,6 +114,14 @@ class TextModality(Modality):
 
     def feature_shape(self):
         return (self.cfg.max_tokens,)
+
+    def preprocess(self, x):
+        if not self.cfg.token_dropout:
+            return x
+        from mmkeras.layers.augment import TokenDropout
+
+        return TokenDropout(self.cfg.token_dropout, self.state["vocab"].index(UNK),
+                            name=f"{self.name}_token_dropout")(x)
 
     def feature_spec(self):
         from mmkeras.encoders import FeatureSpec
