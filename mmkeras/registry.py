@@ -4,6 +4,7 @@ import importlib.util
 import pkgutil
 
 from mmkeras.errors import ConfigError, did_you_mean
+from mmkeras.lazy import layer_class
 
 
 def plugin_modules(package):
@@ -77,8 +78,6 @@ class LayerRegistry(Registry):
     """
 
     def get(self, name):
-        from mmkeras.lazy import layer_class
-
         return layer_class(super().get(name))
 
     def layer_classes(self):

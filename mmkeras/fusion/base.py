@@ -62,7 +62,6 @@ def fusion_choice():
     return one_of([FUSION_PARAMS.get(n) for n in FUSION_PARAMS.names()], FUSION_PARAMS)
 
 
-
 def check_positive_int(name, value):
     """Raise a ValueError naming `name` unless `value` is an int > 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
