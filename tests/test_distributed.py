@@ -68,8 +68,11 @@ def launched():
 
     def start(args, log, env=None):
         out = open(log, "w")
+        # Unbuffered, with faulthandler: a native crash (seen twice under load, exit -11) leaves
+        # every line printed before it and the Python stack where it happened in the log.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
         procs.append(subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                      env={**os.environ, **(env or {})}, start_new_session=True))
+                                      env=env, start_new_session=True))
         out.close()
         return procs[-1]
 
