@@ -1,11 +1,11 @@
 """Typed configuration: YAML → pydantic dataclasses, with overrides and one-line errors.
 
 Every section, encoder and fusion parameters included, is a pydantic dataclass that
-rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality and
+rejects unknown keys (`mmkeras.config.base`); inputs are one dataclass per modality, and
 encoder and fusion parameters one per type, each in its plugin file (`mmkeras.modalities`,
-`mmkeras.encoders`, `mmkeras.fusion`, which name TensorFlow lazily); each chosen by its `type`. `load_config` checks the whole file,
-with a did-you-mean for a typo, before anything reads a record or touches a run directory,
-and without importing TensorFlow.
+`mmkeras.encoders`, `mmkeras.fusion`, which name TensorFlow lazily); each chosen by its
+`type`. `load_config` checks the whole file, with a did-you-mean for a typo, before anything
+reads a record or touches a run directory, and without importing TensorFlow.
 
 Example:
     cfg = load_config("configs/demo.yaml", overrides=["training.epochs=3"])
