@@ -39,13 +39,17 @@ def test_suite_trains_a_small_set_and_tabulates_it(tmp_path):
     assert (data / "demo-small" / "built.json").exists()
 
 
-def test_overrides_expand_per_input_type(tmp_path):
+def test_overrides_expand_per_input_and_output_type(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"inputs": [{"name": "a", "type": "audio"}, {"name": "b", "type": "audio"},
-                                                 {"name": "t", "type": "text"}]}))
+                                                 {"name": "t", "type": "text"}],
+                                      # An output without `type` is a category output (the config's default).
+                                      "outputs": [{"name": "y"}, {"name": "n", "type": "numeric"}]}))
     assert harness.expand_overrides(config, ["inputs.{audio}.encoder.spec_augment=true", "training.seed=1",
-                                             "inputs.{image}.encoder.pooling=flatten"]) == [
-        "inputs.a.encoder.spec_augment=true", "inputs.b.encoder.spec_augment=true", "training.seed=1"]
+                                             "inputs.{image}.encoder.pooling=flatten",
+                                             "outputs.{category}.aux_weight=0.3"]) == [
+        "inputs.a.encoder.spec_augment=true", "inputs.b.encoder.spec_augment=true", "training.seed=1",
+        "outputs.y.aux_weight=0.3"]
 
 
 def test_table_compares_tools_and_says_which_way_is_better():

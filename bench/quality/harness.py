@@ -110,16 +110,19 @@ def variants(set_path: Path, single: bool, full: bool = True) -> list[tuple[str,
 
 def expand_overrides(config: Path, overrides: list[str]) -> list[str]:
     """`inputs.{audio}.x=v` → one `inputs.<name>.x=v` per audio input of the config (none if it has none),
-    so one candidate default can be tried on every set whatever its inputs are called."""
+    and `outputs.{category}.x=v` likewise per category output, so one candidate default can be tried
+    on every set whatever its inputs and outputs are called."""
     cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
     expanded = []
     for assignment in overrides:
         if "{" not in assignment:
             expanded.append(assignment)
             continue
-        for inp in cfg["inputs"]:
-            if "{" + inp["type"] + "}" in assignment:
-                expanded.append(assignment.replace("{" + inp["type"] + "}", inp["name"]))
+        section = assignment.split(".", 1)[0]
+        for entry in cfg.get(section, []):
+            placeholder = "{" + entry.get("type", "category") + "}"
+            if placeholder in assignment:
+                expanded.append(assignment.replace(placeholder, entry["name"]))
     return expanded
 
 
