@@ -78,6 +78,11 @@ def int8(ctx):
               "int8_size_ratio": ratio(quantized["size_bytes"], reference["size_bytes"]),
               "int8_accuracy_delta_pt": accuracy_delta_pt(reference, quantized),
               "export_wall_s": wall_s}
+    if "int8_mixed" in ms:  # the CPU variant: int8 only where it is faster (README "Export")
+        mixed = report["variants"]["int8_mixed"]
+        values.update({"int8_mixed_latency_ratio": ratio(ms["int8_mixed"], ms["float32"]),
+                       "int8_mixed_size_ratio": ratio(mixed["size_bytes"], reference["size_bytes"]),
+                       "int8_mixed_accuracy_delta_pt": accuracy_delta_pt(reference, mixed)})
     raw = {"export_meta": report["meta"], "frontends": report.get("frontends", {}),
            "variants": {name: {"size_bytes": v["size_bytes"], "latency_ms": v["latency_ms"],
                                "model_latency_ms": v.get("model_latency_ms"),
@@ -95,7 +100,9 @@ def int8_latency(ctx, report):
     inputs = latency_inputs(ctx)
     frontends = frontend_runners(ctx, report)
     tasks = {}
-    for variant in ("float32", "int8"):
+    for variant in ("float32", "int8", "int8_mixed"):
+        if variant not in report["variants"]:  # int8_mixed: exports before 2026-12-06 lack it
+            continue
         pipeline = TFLitePipeline(LiteRTRunner(variant_path(ctx, report, variant), num_threads=1), frontends)
         tasks[variant] = cycling(pipeline.model, [pipeline.features(x) for x in inputs])
         tasks[f"{variant}_end_to_end"] = cycling(pipeline, inputs)

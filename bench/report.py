@@ -70,10 +70,15 @@ FIGURES = [
            "front-end + float32"),
     Figure("int8_size_ratio", "file size: int8 ÷ float32 TFLite", Goal("<=", 0.27), ".3f"),
     Figure("int8_accuracy_delta_pt", "test accuracy, int8 − float32 TFLite, in points", Goal(">=", -0.5), "+.2f"),
+    Figure("int8_mixed_latency_ratio", "batch-1 median latency, LiteRT 1 thread: int8_mixed (int8 where it is "
+           "faster op by op) ÷ float32 TFLite file", Goal("<=", 0.5)),
+    Figure("int8_mixed_size_ratio", "file size: int8_mixed ÷ float32 TFLite", Goal("<=", 0.27), ".3f"),
+    Figure("int8_mixed_accuracy_delta_pt", "test accuracy, int8_mixed − float32 TFLite, in points", Goal(">=", -0.5),
+           "+.2f"),
     Figure("keras_predict_vs_tflite", "batch-1 median latency: Keras model.predict (all cores) ÷ float32 TFLite "
            "(1 thread)", fmt=".1f"),
     Figure("export_wall_s", "seconds of one `python -m export RUN_DIR` (SavedModel + audio front-end + "
-           "4 TFLite variants, verified)", fmt=".0f"),
+           "5 TFLite variants, verified)", fmt=".0f"),
     Figure("rss_growth_10x", "peak RSS of train.py, one epoch, cache none: 10× manifest ÷ 1×", Goal("<=", 1.2)),
     Figure("rss_growth_10x_cached", "peak RSS of train.py, one epoch, cache auto: 10× manifest ÷ 1×"),
     Figure("predict_keras_vs_keras", "records/s: `mmkeras.predict` with model.keras (read, validate, decode, "

@@ -84,11 +84,11 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["fusion"].update(type="attention", dim=10, heads=4), "fusion: dim=10 must be divisible by heads=4"),
     # Export, against the quantisation variants and formats the exporter has.
     (lambda r: r.update(export={"quantize": ["int9"]}),
-     "export.quantize[0]: expected one of float32, dynamic, float16, int8, got 'int9' (did you mean 'int8'?)"),
+     "export.quantize[0]: expected one of float32, dynamic, float16, int8, int8_mixed, got 'int9' (did you mean 'int8'?)"),
     (lambda r: r.update(export={"formats": ["tf_lite"]}), "export.formats[0]: expected one of saved_model, tflite, "
                                                            "got 'tf_lite' (did you mean 'tflite'?)"),
     (lambda r: r.update(export={"representative_samples": 0}),
-     "export: quantize int8 calibrates on training records: representative_samples must be >= 1"),
+     "export: quantize int8, int8_mixed calibrate on training records: representative_samples must be >= 1"),
     (lambda r: r["training"].update(mixed_precision="yes"), "training.mixed_precision: expected true or false, got 'yes'"),
     (lambda r: r["training"].update(learning_rate=True), "training.learning_rate: expected a number, got True"),
     (lambda r: r["training"].update(learning_rate=float("inf")), "training.learning_rate: expected a finite number, got inf"),
@@ -134,7 +134,7 @@ def test_saved_config_fills_in_every_default_encoders_and_fusion_included(tiny_d
     assert saved["inputs"][3]["encoder"] == {"type": "mlp", "units": [64, 64], "dropout": 0.0, "bins": 0}
     assert saved["inputs"][0]["encoder"]["pooling"] == "average"  # given type, missing keys filled
     assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.5, "dim": 32, "dropout": 0.1}
-    assert saved["export"]["quantize"] == ["float32", "dynamic", "float16", "int8"]
+    assert saved["export"]["quantize"] == ["float32", "dynamic", "float16", "int8", "int8_mixed"]
     again = load_config(str(tmp_path / "config.yaml"))
     assert config_to_dict(again) == config_to_dict(cfg)
     assert again.inputs[2].encoder == cfg.inputs[2].encoder and again.fusion == cfg.fusion

@@ -15,13 +15,14 @@ import tensorflow as tf
 
 from mmkeras.export import tflite
 from mmkeras.export.context import ExportContext
+from mmkeras.export.profile import op_profile, output_names
 from mmkeras.export.report import write_report
 from mmkeras.export.saved_model import save_tensor_model
 from mmkeras.export.verify import ParityError, verify_frontend, verify_variant
 from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 from mmkeras.errors import ConfigError, UserError
 
-VARIANTS = ["float32", "dynamic", "float16", "int8"]
+VARIANTS = ["float32", "dynamic", "float16", "int8", "int8_mixed"]
 # TF's int8 calibration runs its own deprecated interpreter; mmkeras runs models with ai_edge_litert.
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 
@@ -77,14 +78,21 @@ def configs(ctx, saved_model):
 
 
 @pytest.fixture(scope="module")
-def converted(saved_model, configs):
-    return {name: tflite.convert(saved_model, config) for name, config in configs.items()}
+def conversions(saved_model, configs):
+    """Variant → (bytes, what the conversion decided)."""
+    return {name: tflite.convert_variant(saved_model, config) for name, config in configs.items()}
 
 
 @pytest.fixture(scope="module")
-def results(ctx, converted, configs, samples, keras_outputs, frontends):
+def converted(conversions):
+    return {name: content for name, (content, _) in conversions.items()}
+
+
+@pytest.fixture(scope="module")
+def results(ctx, conversions, converted, configs, samples, keras_outputs, frontends):
     return {name: {**verify_variant(pipeline(model, frontends), samples, keras_outputs, ctx, name),
-                   **tflite.inspect_tflite(model, configs[name])}
+                   **tflite.inspect_tflite(model, configs[name]), **conversions[name][1],
+                   "op_profile": op_profile(model, invokes=5, rounds=1)}
             for name, model in converted.items()}
 
 
@@ -227,6 +235,47 @@ def test_edge_tpu_check_lists_every_op_of_the_int8_variant(results):
     assert all(results[v]["edgetpu"] is None for v in ("float32", "dynamic", "float16"))  # float models: no check
 
 
+def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows_down(conversions, results):
+    model, decisions = conversions["int8_mixed"]
+    runner = LiteRTRunner(model)
+    assert {np.dtype(d["dtype"]) for d in runner.input_details.values()} <= {np.dtype(np.float32), np.dtype(np.int32)}
+    assert {np.dtype(d["dtype"]) for d in runner.output_details.values()} == {np.dtype(np.float32)}
+    assert results["int8_mixed"]["edgetpu"] is None  # a CPU variant: accelerators get `int8`
+    # The convolutions and dense layers that stay int8 compute in integers.
+    kept = {k["tensor"] for k in decisions["kept_float"]}
+    computing = {name: kinds for name, (op, kinds) in zip(output_names(model), tflite._operators(model))
+                 if op in ("CONV_2D", "FULLY_CONNECTED")}
+    assert any("int8" in kinds for kinds in computing.values())
+    for name, kinds in computing.items():
+        assert ("float32" in kinds) == (name in kept), name
+    for k in decisions["kept_float"]:
+        assert k["float32_ms"] <= tflite.SELECTIVE_FLOAT_SHARE * k["int8_ms"]
+    assert conversions["int8"][1] == {} and decisions.keys() == {"kept_float"}
+
+
+def test_ops_are_left_float_only_where_float_is_clearly_faster():
+    int8_ops = [{"tensor": "conv1", "op": "CONV_2D", "ms": 0.50}, {"tensor": "conv2", "op": "CONV_2D", "ms": 0.10},
+                {"tensor": "add", "op": "ADD", "ms": 0.006}, {"tensor": "q", "op": "QUANTIZE", "ms": 0.2},
+                {"tensor": "fc", "op": "FULLY_CONNECTED", "ms": 0.05}]
+    float_ms = {"conv1": 0.07, "conv2": 0.25, "add": 0.001, "fc": 0.04}
+    assert tflite.choose_float_ops(float_ms, int8_ops) == [
+        {"tensor": "conv1", "op": "CONV_2D", "float32_ms": 0.07, "int8_ms": 0.50}]  # add: gains too little; fc: within the margin
+
+
+def test_op_profile_times_every_op_of_every_variant(converted):
+    for variant, model in converted.items():
+        profile = op_profile(model, invokes=5, rounds=1)
+        assert [t["op"] for t in profile["all"]] == [op for op, _ in tflite._operators(model)], variant
+        assert len(output_names(model)) == len(profile["all"])
+        timed = [t for t in profile["all"] if t["ms"] is not None]
+        assert all(t["ms"] >= 0 for t in timed)
+        assert sum(row["count"] for row in profile["by_op"]) == len(timed)
+        assert profile["total_ms"] == pytest.approx(sum(t["ms"] for t in timed))
+        untimed = sum(profile["untimed"].values())
+        # float16 weights are dequantised once at load, not per run: those DEQUANTIZE ops are not timed.
+        assert untimed == (tflite.op_summary(model).get("DEQUANTIZE", 0) if variant == "float16" else 0), variant
+
+
 def test_gpu_compatibility_names_the_audio_front_end(results, frontend_bytes):
     assert results["float32"]["gpu"] == {"compatible": True, "warnings": []}
     gpu = tflite.gpu_compatibility(frontend_bytes)
@@ -358,7 +407,12 @@ def test_report_files_are_written_atomically(ctx, results, frontends, samples, t
     assert report["variants"]["int8"]["edgetpu"]["ops"]["CONV_2D"] == "edge tpu"
     lines = (tmp_path / "report.md").read_text().splitlines()
     assert any(line.startswith("- speech front-end (float32") for line in lines)
-    table = [line for line in lines if line.startswith("| ")]
+    table = [line for line in lines[:lines.index("## Time per op type")] if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in table] == ["| variant"] + [f"| {v}" for v in VARIANTS]
     assert "| 1.00 |" in table[1]
+    op_table = [line for line in lines[lines.index("## Time per op type"):] if line.startswith("| ")]
+    assert op_table[0] == "| op | " + " | ".join(VARIANTS) + " |"
+    assert any(row.startswith("| CONV_2D | ") for row in op_table) and op_table[-1].startswith("| **sum of ops** |")
+    kept = results["int8_mixed"]["kept_float"]
+    assert len([line for line in lines if line.startswith("- int8_mixed: ") and "kept float32" in line]) == len(kept)
     assert os.path.getsize(paths[2]) > 1000

@@ -169,8 +169,9 @@ class ExportConfig:
     @pydantic.model_validator(mode="after")
     def _int8_has_calibration_records(self):
         if calibrates(self.quantize) and self.representative_samples < 1:
-            names = ", ".join(q for q in self.quantize if calibrates([q]))
-            raise ValueError(f"quantize {names} calibrates on training records: representative_samples must be >= 1")
+            names = [q for q in self.quantize if calibrates([q])]
+            verb = "calibrates" if len(names) == 1 else "calibrate"
+            raise ValueError(f"quantize {', '.join(names)} {verb} on training records: representative_samples must be >= 1")
         return self
 
 

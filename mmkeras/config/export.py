@@ -21,9 +21,12 @@ class Quantization:
         summary: what the variant is, for people.
         optimize: quantise weights (`tf.lite.Optimize.DEFAULT`).
         weight_type: `target_spec.supported_types` for the weights (e.g. "float16"), or None.
-        calibrated: full integer: activations are calibrated on `export.representative_samples`
-            training records, float inputs and outputs become int8, and the int8-only op set is
-            tried before allowing float builtins.
+        calibrated: activations are calibrated on `export.representative_samples` training
+            records. Alone: full integer — float inputs and outputs become int8, and the int8-only
+            op set is tried before allowing float builtins.
+        selective: with `calibrated`, each op is int8 only where LiteRT runs it faster in int8
+            than in float32 (both timed op by op at export, `mmkeras.export.profile`); the others,
+            and the model's float inputs and outputs, stay float32.
     """
 
     name: str
@@ -31,6 +34,7 @@ class Quantization:
     optimize: bool = False
     weight_type: Optional[str] = None
     calibrated: bool = False
+    selective: bool = False
 
 
 VARIANTS = {q.name: q for q in (
@@ -39,6 +43,13 @@ VARIANTS = {q.name: q for q in (
     Quantization("float16", "float16 weights", optimize=True, weight_type="float16"),
     Quantization("int8", "full integer: int8 weights, activations, inputs and outputs (int32 token ids stay int32)",
                  optimize=True, calibrated=True),
+    # Why a second int8 variant: on LiteRT's CPU kernels (XNNPACK, x86 with VNNI measured) an int8
+    # convolution costs about the same per output whatever its depth, so the first convolution
+    # of an image or log-mel branch (1-3 input channels) runs 4-8x slower in int8 than in float32
+    # and made the whole int8 demo model slower than float32 (README "Export"). `int8` stays full
+    # integer, which accelerators need; this one is for CPUs.
+    Quantization("int8_mixed", "int8 where it runs faster than float32 op by op (measured at export), float32 elsewhere; "
+                               "float inputs and outputs", optimize=True, calibrated=True, selective=True),
 )}
 QUANTIZATIONS = tuple(VARIANTS)
 

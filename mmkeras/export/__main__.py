@@ -17,7 +17,7 @@ import tempfile
 
 from mmkeras.cli import run_cli, start_tensorflow, step
 
-from mmkeras.config.export import FORMATS, calibrates  # the lists the config accepts in export:
+from mmkeras.config.export import FORMATS, QUANTIZATIONS as VARIANT_NAMES, calibrates  # the lists the config accepts in export:
 WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
 
 
@@ -85,8 +85,10 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     Returns the front-ends' verification results (input name → size, latency, parity, ops).
     """
     from mmkeras.export.saved_model import save_tensor_model
-    from mmkeras.export.tflite import (convert, inspect_tflite, quantization_config, representative_dataset,
-                               save_bundle, save_frontend, save_tflite, signature_input_names)
+    from mmkeras.export.profile import op_profile
+    from mmkeras.export.tflite import (convert, convert_variant, inspect_tflite, quantization_config,
+                                       representative_dataset, save_bundle, save_frontend, save_tflite,
+                                       signature_input_names)
     from mmkeras.export.verify import verify_frontend, verify_variant
     from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
@@ -111,8 +113,11 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
         for name in quantize:
             step(f"tflite {name}: converting")
             config = quantization_config(name, calibration)
-            model_bytes = convert(tensor_model, config)
-            details = inspect_tflite(model_bytes, config)  # refuses Flex and custom ops before saving
+            model_bytes, decisions = convert_variant(tensor_model, config)
+            details = {**inspect_tflite(model_bytes, config), **decisions}  # refuses Flex and custom ops before saving
+            for kept in decisions.get("kept_float", []):
+                step(f"  {name}: {kept['op']} {kept['tensor'].split(';')[0]} kept float32 "
+                     f"({kept['float32_ms']:.3f} ms, int8 {kept['int8_ms']:.3f} ms)")
             path, model_bytes = save_tflite(ctx, export_dir, name, model_bytes)  # now with its metadata
             bundle = save_bundle(ctx, export_dir, name)
             lite = LiteRTRunner(model_bytes)
@@ -123,7 +128,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
                              "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir),
                              "bundle": os.path.relpath(bundle, export_dir),
-                             "bundle_size_bytes": os.path.getsize(bundle)}
+                             "bundle_size_bytes": os.path.getsize(bundle), "op_profile": op_profile(model_bytes)}
             _print_result(results[name])
     return frontend_results
 
@@ -139,7 +144,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mmkeras.export", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run directory written by train.py")
     parser.add_argument("--formats", help=f"comma-separated: {','.join(FORMATS)} (default: the run's export.formats)")
-    parser.add_argument("--quantize", help="comma-separated TFLite variants: float32,dynamic,float16,int8 "
+    parser.add_argument("--quantize", help=f"comma-separated TFLite variants: {','.join(VARIANT_NAMES)} "
                                            "(default: the run's export.quantize)")
     parser.add_argument("--samples", type=int, help="int8 calibration samples from the training split "
                                                     "(default: export.representative_samples)")

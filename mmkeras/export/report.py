@@ -118,7 +118,40 @@ def markdown(results, meta, frontends=None):
     ref = results.get(REFERENCE)
     lines += ["| " + " | ".join(cell(r, ref) for _, cell in COLUMNS) + " |" for r in results.values()]
     lines += _notes({**results, **{f"{name} front-end": f for name, f in (frontends or {}).items()}})
+    lines += _op_times(results)
     return "\n".join(lines) + "\n"
+
+
+OP_TYPES_SHOWN = 12
+
+
+def _op_times(results):
+    """Per-op-type time of each variant (`mmkeras.export.profile`), the types that cost most first."""
+    profiles = {name: r["op_profile"] for name, r in results.items() if r.get("op_profile")}
+    if not profiles:
+        return []
+    cost = {}
+    for profile in profiles.values():
+        for row in profile["by_op"]:
+            cost[row["op"]] = max(cost.get(row["op"], 0.0), row["ms"])
+    shown = sorted(cost, key=lambda op: -cost[op])[:OP_TYPES_SHOWN]
+    lines = ["", "## Time per op type", "",
+             "Each op timed alone (a one-op model cut from the file, LiteRT, one thread, minus the per-invoke "
+             "overhead): ms (number of ops). The sum of the ops is not the model's latency (XNNPACK fuses "
+             "neighbours and the whole graph shares caches); it shows where each variant spends its time.", "",
+             "| op | " + " | ".join(profiles) + " |", "|" + "---|" * (len(profiles) + 1)]
+    for op in shown:
+        cells = []
+        for profile in profiles.values():
+            row = next((r for r in profile["by_op"] if r["op"] == op), None)
+            cells.append(f"{row['ms']:.3f} ({row['count']})" if row else "—")
+        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    lines.append("| **sum of ops** | " + " | ".join(f"{p['total_ms']:.3f}" for p in profiles.values()) + " |")
+    for name, result in results.items():
+        for kept in result.get("kept_float") or []:
+            lines.append(f"- {name}: {kept['op']} `{kept['tensor'].split(';')[0]}` kept float32: "
+                         f"{kept['float32_ms']:.3f} ms in float32 against {kept['int8_ms']:.3f} ms in int8")
+    return lines
 
 
 def _notes(results):

@@ -57,6 +57,7 @@ class QuantizationConfig:
         inference_type: dtype of the model's float inputs and outputs (int8), or None to keep float32.
         op_sets: tuples of `tf.lite.OpsSet` tried in order; the next is used only when
             conversion with the previous one fails.
+        selective: int8 only for the ops that run faster in int8 than in float32 (`convert`).
 
     Example:
         converter = tf.lite.TFLiteConverter.from_saved_model(path)
@@ -69,6 +70,7 @@ class QuantizationConfig:
     representative_dataset: Optional[Callable] = None
     inference_type: Optional[tf.DType] = None
     op_sets: tuple = (BUILTINS,)
+    selective: bool = False
 
     @classmethod
     def of(cls, variant, representative_dataset=None):
@@ -87,13 +89,19 @@ class QuantizationConfig:
             raise UserError(f"{variant.name} quantisation needs a representative dataset "
                             "(export.representative_samples > 0)")
         int8 = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8,)
-        return cls(variant.name, **settings, representative_dataset=representative_dataset, inference_type=tf.int8,
-                   op_sets=(int8, int8 + BUILTINS))
+        return cls(variant.name, **settings, representative_dataset=representative_dataset,
+                   inference_type=None if variant.selective else tf.int8, op_sets=(int8, int8 + BUILTINS),
+                   selective=variant.selective)
 
     @property
     def full_integer(self):
         """True when activations are quantised too (calibrated with a representative dataset)."""
         return self.representative_dataset is not None
+
+    @property
+    def for_accelerators(self):
+        """True for the full-integer variant that integer-only accelerators (Edge TPU, NPUs) can run."""
+        return self.full_integer and not self.selective
 
     def configure(self, converter, op_set):
         """Set this variant's options on a `TFLiteConverter`, allowing the ops in `op_set`."""
@@ -158,13 +166,86 @@ def convert(saved_model_dir, config):
         saved_model_dir: a SavedModel with a `serving_default` signature.
         config: a QuantizationConfig.
     """
+    return convert_variant(saved_model_dir, config)[0]
+
+
+def convert_variant(saved_model_dir, config):
+    """`convert`, and what the conversion decided for the report: (bytes, {"kept_float": [...]})
+    for a selective variant (`selective_float_ops`), (bytes, {}) for the others."""
+    if config.selective:
+        return _convert_selective(saved_model_dir, config)
     for i, op_set in enumerate(config.op_sets):
         converter = config.configure(tf.lite.TFLiteConverter.from_saved_model(saved_model_dir), op_set)
         try:
-            return converter.convert()
+            return converter.convert(), {}
         except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
             if i == len(config.op_sets) - 1:
                 raise UserError(f"TFLite {config.name} conversion failed: {_first_line(e)}") from e
+
+
+# An op stays float when its float32 time is at most this share of its int8 time and it saves at
+# least SELECTIVE_MIN_GAIN_MS: a float island costs a DEQUANTIZE/QUANTIZE pair at its edges, and
+# the margin keeps ops whose two timings are within noise of each other from flipping between exports.
+SELECTIVE_FLOAT_SHARE = 0.7
+SELECTIVE_MIN_GAIN_MS = 0.01
+
+
+def selective_float_ops(float32_bytes, int8_bytes):
+    """The ops of a model that run faster in float32 than in int8, each timed alone in both files
+    (`mmkeras.export.profile`); `choose_float_ops` decides."""
+    from mmkeras.export.profile import op_profile, output_names
+
+    return choose_float_ops(
+        {name: t["ms"] for name, t in zip(output_names(float32_bytes), op_profile(float32_bytes)["all"])},
+        [{**t, "tensor": name} for name, t in zip(output_names(int8_bytes), op_profile(int8_bytes)["all"])])
+
+
+def choose_float_ops(float32_ms, int8_ops):
+    """Which int8 ops to leave float32, from their two timings.
+
+    Ops are matched across the two files by their output tensor's name (the converter keeps
+    the SavedModel's names; QUANTIZE/DEQUANTIZE have no float twin and never match).
+
+    Args:
+        float32_ms: output tensor name → ms of the float32 op (None: not timed).
+        int8_ops: the int8 file's ops, [{"tensor", "op", "ms"}].
+
+    Returns:
+        [{"tensor", "op", "float32_ms", "int8_ms"}], slowest in int8 first.
+    """
+    kept = []
+    for t in int8_ops:
+        float_ms = float32_ms.get(t["tensor"])
+        if float_ms is None or t["ms"] is None:
+            continue
+        if float_ms <= SELECTIVE_FLOAT_SHARE * t["ms"] and t["ms"] - float_ms >= SELECTIVE_MIN_GAIN_MS:
+            kept.append({"tensor": t["tensor"], "op": t["op"], "float32_ms": float_ms, "int8_ms": t["ms"]})
+    return sorted(kept, key=lambda k: -k["int8_ms"])
+
+
+def _convert_selective(saved_model_dir, config):
+    """int8 where it is faster: convert float32 and full int8 (float inputs and outputs), time
+    both op by op, and quantise again with the ops int8 slows down left float32.
+
+    The requantisation goes through `tf.lite.experimental.QuantizationDebugger`, TensorFlow's
+    public entry to the MLIR quantiser's denylist (`denylisted_nodes`: op output tensor names).
+    """
+    float32 = convert(saved_model_dir, QuantizationConfig(f"{config.name} (float32 reference)"))
+    int8 = convert(saved_model_dir, dataclasses.replace(config, selective=False))
+    kept = selective_float_ops(float32, int8)
+    if not kept:
+        return int8, {"kept_float": []}
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.optimizations = list(config.optimizations)
+    converter.representative_dataset = config.representative_dataset
+    converter.target_spec.supported_ops = list(BUILTINS)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[k["tensor"] for k in kept])
+    try:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=config.representative_dataset, debug_options=options)
+        return debugger.get_nondebug_quantized_model(), {"kept_float": kept}
+    except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
+        raise UserError(f"TFLite {config.name} conversion failed: {_first_line(e)}") from e
 
 
 def _first_line(error):
@@ -318,7 +399,7 @@ def inspect_tflite(tflite_bytes, config, name=None):
             "float_ops": float_ops(tflite_bytes) if config.full_integer else None,
             "gpu": gpu_compatibility(tflite_bytes),
             # Accelerators of the Edge TPU kind run full-integer models only.
-            "edgetpu": edgetpu_compatibility(tflite_bytes) if config.full_integer else None}
+            "edgetpu": edgetpu_compatibility(tflite_bytes) if config.for_accelerators else None}
 
 
 def _analyzer_report(tflite_bytes):
