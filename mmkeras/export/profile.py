@@ -19,7 +19,7 @@ Example:
     profile["all"]           # every op in execution order
 """
 import collections
-from copy import copy as dataclass_copy
+import copy
 import statistics
 import time
 
@@ -28,8 +28,8 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from ai_edge_litert.tools import flatbuffer_utils
 
-_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-_TENSOR_TYPES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+from mmkeras.export.tflite import _TENSOR_TYPES, op_name
+
 # Ops that call other subgraphs cannot be cut out alone.
 _CONTROL_FLOW = {"WHILE", "IF", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
@@ -56,7 +56,7 @@ def op_profile(tflite_bytes, invokes=200, rounds=5, slowest=10):
     folded = _folded_weights(model)
     every = []
     for index, op in enumerate(graph.operators):
-        name = _op_name(model, op)
+        name = op_name(model, op)
         types = sorted({_TENSOR_TYPES[graph.tensors[i].type] for i in op.outputs if i >= 0})
         ms = None
         if name not in _CONTROL_FLOW and op.outputs[0] not in folded:
@@ -81,13 +81,6 @@ def output_names(tflite_bytes):
     return [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
 
 
-def _op_name(model, op):
-    code = model.operatorCodes[op.opcodeIndex]
-    # Op codes above 127 live in builtinCode; older ones in the deprecated int8 field.
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    return code.customCode.decode() if builtin == schema.BuiltinOperator.CUSTOM else _OP_NAMES[builtin]
-
-
 def _is_constant(model, tensor):
     return tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None
 
@@ -102,7 +95,7 @@ def _folded_weights(model):
     graph, folded = model.subgraphs[0], {}
     for op in graph.operators:
         source = graph.tensors[op.inputs[0]] if len(op.inputs) else None
-        if (_op_name(model, op) == "DEQUANTIZE" and source is not None and _is_constant(model, source)
+        if (op_name(model, op) == "DEQUANTIZE" and source is not None and _is_constant(model, source)
                 and source.type == schema.TensorType.FLOAT16):
             buffer = schema.BufferT()
             half = np.frombuffer(np.asarray(model.buffers[source.buffer].data, np.uint8).tobytes(), np.float16)
@@ -115,27 +108,24 @@ def _one_op_model(model, op, folded):
     """The flatbuffer of a model holding `op` alone: its tensors (renumbered), their constant
     buffers (`folded` ones as float32), every operator code; its variable inputs are the model's inputs."""
     graph = model.subgraphs[0]
-    used = list(dict.fromkeys(i for i in [*op.inputs, *op.outputs, *(op.intermediates if op.intermediates is not None else [])] if i >= 0))
+    intermediates = list(op.intermediates) if op.intermediates is not None else []
+    used = list(dict.fromkeys(i for i in [*op.inputs, *op.outputs, *intermediates] if i >= 0))
     renumber = {old: new for new, old in enumerate(used)}
     buffers = [schema.BufferT()]  # buffer 0 is the empty sentinel
     tensors = []
     for old in used:
         tensor = graph.tensors[old]
-        copy = dataclass_copy(tensor)  # shallow: only the buffer index changes
+        cut = copy.copy(tensor)  # shallow: only the buffer index changes
         if old in folded or _is_constant(model, tensor):
-            copy.buffer = len(buffers)
+            cut.buffer = len(buffers)
             buffers.append(folded.get(old) or model.buffers[tensor.buffer])
         else:
-            copy.buffer = 0
-        tensors.append(copy)
-    one = schema.OperatorT()
-    for field in ("opcodeIndex", "builtinOptionsType", "builtinOptions", "customOptions",
-                  "customOptionsFormat", "builtinOptions2Type", "builtinOptions2"):
-        if hasattr(op, field):
-            setattr(one, field, getattr(op, field))
-    one.inputs = [renumber[i] if i >= 0 else -1 for i in op.inputs]
+            cut.buffer = 0
+        tensors.append(cut)
+    one = copy.copy(op)  # its code and options; the tensor indices are renumbered
+    one.inputs = [renumber[i] if i >= 0 else -1 for i in op.inputs]  # -1: an omitted optional input
     one.outputs = [renumber[i] for i in op.outputs]
-    one.intermediates = [renumber[i] for i in op.intermediates] if op.intermediates is not None else None
+    one.intermediates = [renumber[i] for i in intermediates] if op.intermediates is not None else None
     sub = schema.SubGraphT()
     sub.tensors = tensors
     sub.operators = [one]
@@ -143,13 +133,13 @@ def _one_op_model(model, op, folded):
                   if i >= 0 and i not in folded and not _is_constant(model, graph.tensors[i])]
     sub.outputs = list(one.outputs)
     sub.name = b"op"
-    cut = schema.ModelT()
-    cut.version = model.version
-    cut.operatorCodes = model.operatorCodes
-    cut.subgraphs = [sub]
-    cut.buffers = buffers
-    cut.description = b"one op"
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(cut))
+    alone = schema.ModelT()
+    alone.version = model.version
+    alone.operatorCodes = model.operatorCodes
+    alone.subgraphs = [sub]
+    alone.buffers = buffers
+    alone.description = b"one op"
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(alone))
 
 
 def _null_model():

@@ -271,12 +271,16 @@ def _operators(tflite_bytes):
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite_bytes, 0))
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            # Op codes above 127 live in builtinCode; older ones in the deprecated int8 field.
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            name = code.customCode.decode() if builtin == schema.BuiltinOperator.CUSTOM else _OP_NAMES[builtin]
             tensors = [i for i in [*op.inputs, *op.outputs] if i >= 0]  # -1 = omitted optional input
-            yield name, {_TENSOR_TYPES[subgraph.tensors[i].type] for i in tensors}
+            yield op_name(model, op), {_TENSOR_TYPES[subgraph.tensors[i].type] for i in tensors}
+
+
+def op_name(model, op):
+    """An operator's name in a flatbuffer `ModelT`: the builtin's ("CONV_2D") or a custom op's code."""
+    code = model.operatorCodes[op.opcodeIndex]
+    # Op codes above 127 live in builtinCode; older ones in the deprecated int8 field.
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return code.customCode.decode() if builtin == schema.BuiltinOperator.CUSTOM else _OP_NAMES[builtin]
 
 
 def op_summary(tflite_bytes, variant="model"):
@@ -362,8 +366,7 @@ def edgetpu_compatibility(tflite_bytes):
     ops, issues = {}, collections.Counter()
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            name = op_name(model, op)
             reasons = [] if name in EDGETPU_OPS else ["not in the Edge TPU's supported ops"]
             for i in (i for i in [*op.inputs, *op.outputs] if i >= 0):
                 tensor = subgraph.tensors[i]
