@@ -49,7 +49,8 @@ def measure(run_dir, samples, repeats):
     for variant in VARIANTS:
         pipeline = TFLitePipeline(LiteRTRunner(os.path.join(export_dir, report["variants"][variant]["path"])),
                                   frontends)
-        tasks[variant] = cycling(pipeline.model, [pipeline.features(x) for x in inputs])
+        # The file alone: inputs prepared (quantised for int8) beforehand, as LiteRTRunner.invoke says.
+        tasks[variant] = cycling(pipeline.model.invoke, [pipeline.model.feed(pipeline.features(x)) for x in inputs])
     timings = interleave(tasks, repeats)
     variants = {}
     for variant in VARIANTS:

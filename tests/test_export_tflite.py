@@ -74,7 +74,8 @@ def configs(ctx, saved_model):
     # Few calibration samples: TF calibrates through its deprecated interpreter, slowly.
     train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", 4)]
     calibration = tflite.representative_dataset(train, tflite.signature_input_names(saved_model))
-    return {name: tflite.quantization_config(name, calibration) for name in VARIANTS}
+    return {name: tflite.quantization_config(name, calibration, tflite.float_layers_of(ctx.tflite_model))
+            for name in VARIANTS}
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +236,14 @@ def test_edge_tpu_check_lists_every_op_of_the_int8_variant(results):
     assert all(results[v]["edgetpu"] is None for v in ("float32", "dynamic", "float16"))  # float models: no check
 
 
-def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows_down(conversions, results):
+def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows_down(ctx, conversions, results):
     model, decisions = conversions["int8_mixed"]
+    # The numeric bins need more than 8 bits of their input: every op of that layer stays float.
+    assert tflite.float_layers_of(ctx.tflite_model) == ("stats_bins",)
+    by_layer = {k["tensor"]: k for k in decisions["kept_float"] if "layer" in k}
+    float_outputs = {name for name, (op, kinds) in zip(output_names(model), tflite._operators(model))
+                     if "float32" in kinds}
+    assert by_layer and all("/stats_bins/" in name and name in float_outputs for name in by_layer)
     runner = LiteRTRunner(model)
     assert {np.dtype(d["dtype"]) for d in runner.input_details.values()} <= {np.dtype(np.float32), np.dtype(np.int32)}
     assert {np.dtype(d["dtype"]) for d in runner.output_details.values()} == {np.dtype(np.float32)}
@@ -249,7 +256,7 @@ def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows
     for name, kinds in computing.items():
         assert ("float32" in kinds) == (name in kept), name
     for k in decisions["kept_float"]:
-        assert k["float32_ms"] <= tflite.SELECTIVE_FLOAT_SHARE * k["int8_ms"]
+        assert "layer" in k or k["float32_ms"] <= tflite.SELECTIVE_FLOAT_SHARE * k["int8_ms"]
     assert conversions["int8"][1] == {} and decisions.keys() == {"kept_float"}
 
 
@@ -383,7 +390,7 @@ def test_verification_reports_every_field(variant, results, samples):
     # Both timed (not compared: timing is benchmarked, and a loaded machine reorders two sub-ms medians).
     assert result["model_latency_ms"] > 0 and result["latency_ms"] > 0
     label = result["outputs"]["label"]
-    assert set(label) == {"metric", "value", "keras_value", "max_abs_diff", "agreement"}
+    assert set(label) == {"metric", "higher_is_better", "value", "keras_value", "max_abs_diff", "agreement"}
     assert label["metric"] == "accuracy" and 0 <= label["value"] <= 1 and 0 <= label["agreement"] <= 1
 
 
@@ -416,3 +423,14 @@ def test_report_files_are_written_atomically(ctx, results, frontends, samples, t
     kept = results["int8_mixed"]["kept_float"]
     assert len([line for line in lines if line.startswith("- int8_mixed: ") and "kept float32" in line]) == len(kept)
     assert os.path.getsize(paths[2]) > 1000
+
+
+def test_report_notes_a_variant_that_loses_accuracy(results):
+    from mmkeras.export.report import markdown
+
+    label = results["int8"]["outputs"]["label"]
+    worse = {"int8": {**results["int8"], "outputs": {"label": {**label, "value": label["keras_value"] - 0.25}}}}
+    assert (f"- int8: label accuracy {label['keras_value'] - 0.25:.3f}, 25.0 points under the Keras model's "
+            f"{label['keras_value']:.3f}") in markdown(worse, {"model": "tiny"}).splitlines()
+    same = {"int8": {**results["int8"], "outputs": {"label": {**label, "value": label["keras_value"] - 0.004}}}}
+    assert "points under" not in markdown(same, {"model": "tiny"})

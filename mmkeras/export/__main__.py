@@ -86,9 +86,10 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     """
     from mmkeras.export.saved_model import save_tensor_model
     from mmkeras.export.profile import op_profile
-    from mmkeras.export.tflite import (convert, convert_variant, inspect_tflite, quantization_config,
-                                       representative_dataset, save_bundle, save_frontend, save_tflite,
-                                       signature_input_names)
+    from mmkeras.export.report import kept_why
+    from mmkeras.export.tflite import (convert, convert_variant, float_layers_of, inspect_tflite,
+                                       quantization_config, representative_dataset, save_bundle, save_frontend,
+                                       save_tflite, signature_input_names)
     from mmkeras.export.verify import verify_frontend, verify_variant
     from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
@@ -112,12 +113,11 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             calibration = representative_dataset(train, signature_input_names(tensor_model))
         for name in quantize:
             step(f"tflite {name}: converting")
-            config = quantization_config(name, calibration)
+            config = quantization_config(name, calibration, float_layers_of(ctx.tflite_model))
             model_bytes, decisions = convert_variant(tensor_model, config)
             details = {**inspect_tflite(model_bytes, config), **decisions}  # refuses Flex and custom ops before saving
             for kept in decisions.get("kept_float", []):
-                step(f"  {name}: {kept['op']} {kept['tensor'].split(';')[0]} kept float32 "
-                     f"({kept['float32_ms']:.3f} ms, int8 {kept['int8_ms']:.3f} ms)")
+                step(f"  {name}: {kept['op']} {kept['tensor'].split(';')[0]} kept float32 ({kept_why(kept)})")
             path, model_bytes = save_tflite(ctx, export_dir, name, model_bytes)  # now with its metadata
             bundle = save_bundle(ctx, export_dir, name)
             lite = LiteRTRunner(model_bytes)

@@ -125,6 +125,17 @@ def markdown(results, meta, frontends=None):
 OP_TYPES_SHOWN = 12
 
 
+# A variant scoring this many points under the Keras model on a higher-is-better metric gets a note.
+POINTS_LOST_NOTE = 0.5
+
+
+def kept_why(kept):
+    """Why a selective variant left an op float (an entry of its `kept_float`)."""
+    if "layer" in kept:
+        return f"its layer {kept['layer']} needs more than 8 bits of its input"
+    return f"{kept['float32_ms']:.3f} ms in float32 against {kept['int8_ms']:.3f} ms in int8"
+
+
 def _op_times(results):
     """Per-op-type time of each variant (`mmkeras.export.profile`), the types that cost most first."""
     profiles = {name: r["op_profile"] for name, r in results.items() if r.get("op_profile")}
@@ -149,8 +160,7 @@ def _op_times(results):
     lines.append("| **sum of ops** | " + " | ".join(f"{p['total_ms']:.3f}" for p in profiles.values()) + " |")
     for name, result in results.items():
         for kept in result.get("kept_float") or []:
-            lines.append(f"- {name}: {kept['op']} `{kept['tensor'].split(';')[0]}` kept float32: "
-                         f"{kept['float32_ms']:.3f} ms in float32 against {kept['int8_ms']:.3f} ms in int8")
+            lines.append(f"- {name}: {kept['op']} `{kept['tensor'].split(';')[0]}` kept float32: {kept_why(kept)}")
     return lines
 
 
@@ -160,6 +170,11 @@ def _notes(results):
              "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread, "
              "end to end (front-ends included); model ms: the variant's file alone, fed the front-ends' features."]
     for name, result in results.items():
+        for output, o in result.get("outputs", {}).items():
+            points = 100 * (o["keras_value"] - o["value"])
+            if o.get("higher_is_better") and points > POINTS_LOST_NOTE:
+                notes.append(f"- {name}: {output} {o['metric']} {o['value']:.3f}, {points:.1f} points under the "
+                             f"Keras model's {o['keras_value']:.3f}")
         if result.get("xnnpack") is False:
             notes.append(f"- {name}: LiteRT's XNNPACK delegate refused this model; its latency is the built-in "
                          "kernels' (a device runs it the same way unless its delegate takes it)")

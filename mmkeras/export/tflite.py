@@ -58,6 +58,8 @@ class QuantizationConfig:
         op_sets: tuples of `tf.lite.OpsSet` tried in order; the next is used only when
             conversion with the previous one fails.
         selective: int8 only for the ops that run faster in int8 than in float32 (`convert`).
+        float_layers: with `selective`, Keras layers whose ops stay float32 whatever their speed:
+            those that need more than 8 bits of their input (a layer's `float_in_int8`).
 
     Example:
         converter = tf.lite.TFLiteConverter.from_saved_model(path)
@@ -71,9 +73,10 @@ class QuantizationConfig:
     inference_type: Optional[tf.DType] = None
     op_sets: tuple = (BUILTINS,)
     selective: bool = False
+    float_layers: tuple = ()
 
     @classmethod
-    def of(cls, variant, representative_dataset=None):
+    def of(cls, variant, representative_dataset=None, float_layers=()):
         """The converter settings of a `mmkeras.config.export.Quantization` row.
 
         A calibrated (full-integer) variant has int8 inputs and outputs (int32 token ids stay
@@ -91,7 +94,7 @@ class QuantizationConfig:
         int8 = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8,)
         return cls(variant.name, **settings, representative_dataset=representative_dataset,
                    inference_type=None if variant.selective else tf.int8, op_sets=(int8, int8 + BUILTINS),
-                   selective=variant.selective)
+                   selective=variant.selective, float_layers=tuple(float_layers) if variant.selective else ())
 
     @property
     def full_integer(self):
@@ -122,9 +125,18 @@ for _variant in VARIANTS.values():
     QUANTIZATIONS.register(_variant.name)(_variant)
 
 
-def quantization_config(name, representative_dataset=None):
-    """The QuantizationConfig of variant `name` (unknown names raise with a did-you-mean)."""
-    return QuantizationConfig.of(QUANTIZATIONS.get(name), representative_dataset)
+def quantization_config(name, representative_dataset=None, float_layers=()):
+    """The QuantizationConfig of variant `name` (unknown names raise with a did-you-mean).
+
+    `float_layers`: names of Keras layers a selective variant keeps float (`float_layers_of`).
+    """
+    return QuantizationConfig.of(QUANTIZATIONS.get(name), representative_dataset, float_layers)
+
+
+def float_layers_of(model):
+    """Names of the layers of `model` that declare `float_in_int8` (they lose their input's
+    information at 8 bits; see `mmkeras.layers.numeric.PiecewiseLinear`)."""
+    return tuple(layer.name for layer in model.layers if getattr(layer, "float_in_int8", False))
 
 
 def signature_input_names(saved_model_dir, signature=SIGNATURE):
@@ -231,8 +243,16 @@ def _convert_selective(saved_model_dir, config):
     public entry to the MLIR quantiser's denylist (`denylisted_nodes`: op output tensor names).
     """
     float32 = convert(saved_model_dir, QuantizationConfig(f"{config.name} (float32 reference)"))
-    int8 = convert(saved_model_dir, dataclasses.replace(config, selective=False))
+    int8 = convert(saved_model_dir, dataclasses.replace(config, selective=False, float_layers=()))
     kept = selective_float_ops(float32, int8)
+    from mmkeras.export.profile import output_names
+
+    faster = {k["tensor"] for k in kept}
+    for name, (op, _) in zip(output_names(int8), _operators(int8)):
+        # Tensor names carry the Keras layer's scope: "mmkeras_tflite/<layer>/...".
+        layer = next((f for f in config.float_layers if f"/{f}/" in name), None)
+        if layer and name not in faster:
+            kept.append({"tensor": name, "op": op, "layer": layer})
     if not kept:
         return int8, {"kept_float": []}
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
