@@ -237,16 +237,17 @@ def choose_float_ops(float32_ms, int8_ops):
 
 def _convert_selective(saved_model_dir, config):
     """int8 where it is faster: convert float32 and full int8 (float inputs and outputs), time
-    both op by op, and quantise again with the ops int8 slows down left float32.
+    both op by op, and quantise again with float32 left for the ops int8 slows down and for
+    every op of `config.float_layers`.
 
     The requantisation goes through `tf.lite.experimental.QuantizationDebugger`, TensorFlow's
     public entry to the MLIR quantiser's denylist (`denylisted_nodes`: op output tensor names).
     """
+    from mmkeras.export.profile import output_names
+
     float32 = convert(saved_model_dir, QuantizationConfig(f"{config.name} (float32 reference)"))
     int8 = convert(saved_model_dir, dataclasses.replace(config, selective=False, float_layers=()))
     kept = selective_float_ops(float32, int8)
-    from mmkeras.export.profile import output_names
-
     faster = {k["tensor"] for k in kept}
     for name, (op, _) in zip(output_names(int8), _operators(int8)):
         # Tensor names carry the Keras layer's scope: "mmkeras_tflite/<layer>/...".
