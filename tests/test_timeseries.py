@@ -162,11 +162,12 @@ def test_trained_exported_to_every_variant_and_predicted(motion_run):
     assert metrics["test"]["label"]["accuracy"] >= 0.9, metrics["test"]
     report = json.load(open(os.path.join(run, "export", "report.json")))
     variants = report["variants"]
-    assert set(variants) == {"saved_model", "float32", "dynamic", "float16", "int8"}
+    assert set(variants) == {"saved_model", "float32", "dynamic", "float16", "int8", "int8_mixed"}
     assert variants["saved_model"]["max_abs_diff"] < 1e-4 and variants["float32"]["max_abs_diff"] < 1e-4
     float_accuracy = variants["float32"]["outputs"]["label"]["value"]
     # The tiny channel carries the label: standardised by the float front-end, int8 keeps it.
     assert variants["int8"]["outputs"]["label"]["value"] >= float_accuracy - 0.05, variants["int8"]
+    assert variants["int8_mixed"]["outputs"]["label"]["value"] >= float_accuracy - 0.05, variants["int8_mixed"]
     assert report["frontends"]["motion"]["output"] == "motion_features"
 
     described = json.load(open(os.path.join(run, "export", "tflite", "motion_int8.json")))
