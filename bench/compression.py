@@ -33,24 +33,22 @@ def export(run_dir):
 
 def measure(run_dir, samples, repeats):
     """{"variants": {v: {"ms", "size_bytes", "accuracy"...}}, "kept_float": [...]} of one exported run."""
-    from bench.timing import cycling, interleave
+    from bench.export_bench import file_task, frontend_runners, variant_path
+    from bench.timing import interleave
     from mmkeras.export.context import ExportContext
     from mmkeras.run_dir import RunDir
     from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
-    export_dir = RunDir(str(run_dir)).export
-    report = json.loads(Path(export_dir, "report.json").read_text(encoding="utf-8"))
-    ctx = ExportContext(str(run_dir))
+    run_dir = str(run_dir)
+    report = json.loads(Path(RunDir(run_dir).export, "report.json").read_text(encoding="utf-8"))
+    ctx = ExportContext(run_dir)
     split = "test" if ctx.cfg.data.test else "validation"
     inputs = [x for x, _ in ctx.samples(split, samples)]
-    frontends = {name: LiteRTRunner(os.path.join(export_dir, f["path"]))
-                 for name, f in report.get("frontends", {}).items()}
+    frontends = frontend_runners(run_dir, report)
     tasks = {}
     for variant in VARIANTS:
-        pipeline = TFLitePipeline(LiteRTRunner(os.path.join(export_dir, report["variants"][variant]["path"])),
-                                  frontends)
-        # The file alone: inputs prepared (quantised for int8) beforehand, as LiteRTRunner.invoke says.
-        tasks[variant] = cycling(pipeline.model.invoke, [pipeline.model.feed(pipeline.features(x)) for x in inputs])
+        file = LiteRTRunner(variant_path(run_dir, report, variant), num_threads=1)
+        tasks[variant] = file_task(TFLitePipeline(file, frontends), inputs)
     timings = interleave(tasks, repeats)
     variants = {}
     for variant in VARIANTS:

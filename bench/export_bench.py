@@ -26,15 +26,21 @@ from mmkeras.run_dir import RunDir
 from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
 
-def variant_path(ctx, report, variant):
+def variant_path(run_dir, report, variant):
     """A variant's file: report.json gives it relative to the export folder."""
-    return os.path.join(RunDir(ctx.run_dir).export, report["variants"][variant]["path"])
+    return os.path.join(RunDir(run_dir).export, report["variants"][variant]["path"])
 
 
-def frontend_runners(ctx, report):
+def frontend_runners(run_dir, report):
     """Input name → its exported float front-end, in LiteRT on one thread (none without audio)."""
-    return {name: LiteRTRunner(os.path.join(RunDir(ctx.run_dir).export, f["path"]), num_threads=1)
+    return {name: LiteRTRunner(os.path.join(RunDir(run_dir).export, f["path"]), num_threads=1)
             for name, f in report.get("frontends", {}).items()}
+
+
+def file_task(pipeline, inputs):
+    """A latency task timing the variant's file alone, on inputs prepared beforehand
+    (`TFLitePipeline.file_feed`: quantising in numpy is not the file's time)."""
+    return cycling(pipeline.model.invoke, [pipeline.file_feed(x) for x in inputs])
 
 
 @functools.cache
@@ -90,7 +96,8 @@ def int8(ctx):
                                "float_ops": v.get("float_ops")} for name, v in report["variants"].items()},
            "latency": latency,
            "profile": {"latency_by_branch": int8_branch_profile(ctx),
-                       "size": {name: constant_bytes(variant_path(ctx, report, name)) for name in ("float32", "int8")}}}
+                       "size": {name: constant_bytes(variant_path(ctx.run_dir, report, name))
+                                for name in ("float32", "int8")}}}
     return values, raw
 
 
@@ -98,14 +105,13 @@ def int8_latency(ctx, report):
     """Median batch-1 ms, interleaved: each variant file on front-end features, each front-end on its
     raw input, and each variant end to end (front-ends + file), as an app runs them."""
     inputs = latency_inputs(ctx)
-    frontends = frontend_runners(ctx, report)
+    frontends = frontend_runners(ctx.run_dir, report)
     tasks = {}
     for variant in ("float32", "int8", "int8_mixed"):
         if variant not in report["variants"]:  # int8_mixed: exports before 2026-12-06 lack it
             continue
-        pipeline = TFLitePipeline(LiteRTRunner(variant_path(ctx, report, variant), num_threads=1), frontends)
-        # The file alone, on prepared inputs (LiteRTRunner.invoke: quantising in numpy is not the file's time).
-        tasks[variant] = cycling(pipeline.model.invoke, [pipeline.model.feed(pipeline.features(x)) for x in inputs])
+        pipeline = TFLitePipeline(LiteRTRunner(variant_path(ctx.run_dir, report, variant), num_threads=1), frontends)
+        tasks[variant] = file_task(pipeline, inputs)
         tasks[f"{variant}_end_to_end"] = cycling(pipeline, inputs)
     for name, runner in frontends.items():
         tasks[f"frontend_{name}"] = cycling(runner, [{name: x[name]} for x in inputs])
@@ -198,9 +204,9 @@ def predict(ctx):
     """Batch-1 latency of Keras `predict` ÷ the float32 TFLite file, on the same test inputs."""
     report, _ = ctx.exported()
     model = ctx.export_context.inference_model
-    frontends = frontend_runners(ctx, report)
+    frontends = frontend_runners(ctx.run_dir, report)
     # End to end on both sides: Keras computes the log-mel inside the model.
-    lite = TFLitePipeline(LiteRTRunner(variant_path(ctx, report, "float32"), num_threads=1), frontends)
+    lite = TFLitePipeline(LiteRTRunner(variant_path(ctx.run_dir, report, "float32"), num_threads=1), frontends)
     inputs = latency_inputs(ctx)
     ms, timings = latency_ms({"keras_predict": cycling(lambda x: model.predict(x, verbose=0), inputs),
                               "tflite_float32": cycling(lite, inputs)}, ctx)

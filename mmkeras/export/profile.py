@@ -28,7 +28,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from ai_edge_litert.tools import flatbuffer_utils
 
-from mmkeras.export.tflite import _TENSOR_TYPES, op_name
+from mmkeras.export.tflite import _TENSOR_TYPES, is_constant, op_name
 
 # Ops that call other subgraphs cannot be cut out alone.
 _CONTROL_FLOW = {"WHILE", "IF", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
@@ -81,10 +81,6 @@ def output_names(tflite_bytes):
     return [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
 
 
-def _is_constant(model, tensor):
-    return tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None
-
-
 def _folded_weights(model):
     """Output tensor → float32 BufferT of every DEQUANTIZE of a constant float16 tensor.
 
@@ -95,7 +91,7 @@ def _folded_weights(model):
     graph, folded = model.subgraphs[0], {}
     for op in graph.operators:
         source = graph.tensors[op.inputs[0]] if len(op.inputs) else None
-        if (op_name(model, op) == "DEQUANTIZE" and source is not None and _is_constant(model, source)
+        if (op_name(model, op) == "DEQUANTIZE" and source is not None and is_constant(model, source)
                 and source.type == schema.TensorType.FLOAT16):
             buffer = schema.BufferT()
             half = np.frombuffer(np.asarray(model.buffers[source.buffer].data, np.uint8).tobytes(), np.float16)
@@ -116,7 +112,7 @@ def _one_op_model(model, op, folded):
     for old in used:
         tensor = graph.tensors[old]
         cut = copy.copy(tensor)  # shallow: only the buffer index changes
-        if old in folded or _is_constant(model, tensor):
+        if old in folded or is_constant(model, tensor):
             cut.buffer = len(buffers)
             buffers.append(folded.get(old) or model.buffers[tensor.buffer])
         else:
@@ -130,7 +126,7 @@ def _one_op_model(model, op, folded):
     sub.tensors = tensors
     sub.operators = [one]
     sub.inputs = [renumber[i] for i in op.inputs
-                  if i >= 0 and i not in folded and not _is_constant(model, graph.tensors[i])]
+                  if i >= 0 and i not in folded and not is_constant(model, graph.tensors[i])]
     sub.outputs = list(one.outputs)
     sub.name = b"op"
     alone = schema.ModelT()
@@ -172,9 +168,9 @@ def _ready_interpreter(content):
             interpreter.allocate_tensors()
             rng = np.random.default_rng(0)
             for detail in interpreter.get_input_details():
-                dtype = detail["dtype"]
+                shape, dtype = detail["shape"], detail["dtype"]
                 floating = np.issubdtype(dtype, np.floating)
-                value = rng.standard_normal(detail["shape"]).astype(dtype) if floating else np.zeros(detail["shape"], dtype)
+                value = rng.standard_normal(shape).astype(dtype) if floating else np.zeros(shape, dtype)
                 interpreter.set_tensor(detail["index"], value)
             interpreter.invoke()
             return interpreter

@@ -296,6 +296,11 @@ def _operators(tflite_bytes):
             yield op_name(model, op), {_TENSOR_TYPES[subgraph.tensors[i].type] for i in tensors}
 
 
+def is_constant(model, tensor):
+    """Whether a tensor of a flatbuffer `ModelT` holds data in the file (weights, biases, shapes)."""
+    return tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None
+
+
 def op_name(model, op):
     """An operator's name in a flatbuffer `ModelT`: the builtin's ("CONV_2D") or a custom op's code."""
     code = model.operatorCodes[op.opcodeIndex]
@@ -391,7 +396,7 @@ def edgetpu_compatibility(tflite_bytes):
             reasons = [] if name in EDGETPU_OPS else ["not in the Edge TPU's supported ops"]
             for i in (i for i in [*op.inputs, *op.outputs] if i >= 0):
                 tensor = subgraph.tensors[i]
-                constant = tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None
+                constant = is_constant(model, tensor)
                 kind = _TENSOR_TYPES[tensor.type]
                 if not constant and kind not in _EIGHT_BIT:
                     reasons.append(f"{kind} activations")

@@ -93,7 +93,7 @@ def verify_variant(runner, samples, keras_outputs, ctx, variant):
     if isinstance(runner, TFLitePipeline):
         # The variant's own file, fed precomputed (and, for int8, prequantised) inputs: what
         # quantisation can speed up.
-        feeds = [(runner.model.feed(runner.features(x)), None) for x, _ in samples]
+        feeds = [(runner.file_feed(x), None) for x, _ in samples]
         result["model_latency_ms"] = run_timed(runner.model.invoke, feeds)[1]
     check_parity(result)
     return result
