@@ -17,7 +17,9 @@ import tempfile
 
 from mmkeras.cli import run_cli, start_tensorflow, step
 
-from mmkeras.config.export import FORMATS, QUANTIZATIONS as VARIANT_NAMES, calibrates  # the lists the config accepts in export:
+# The format and variant names the config accepts in `export:`.
+from mmkeras.config.export import FORMATS, QUANTIZATIONS as VARIANT_NAMES, calibrates
+
 WARMUP_RECORDS = 10  # TF Serving replays these at load; a few real requests warm every op
 
 
@@ -86,7 +88,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     """
     from mmkeras.export.saved_model import save_tensor_model
     from mmkeras.export.profile import op_profile
-    from mmkeras.export.report import kept_why
+    from mmkeras.export.report import describe_kept
     from mmkeras.export.tflite import (convert, convert_variant, float_layers_of, inspect_tflite,
                                        quantization_config, representative_dataset, save_bundle, save_frontend,
                                        save_tflite, signature_input_names)
@@ -111,13 +113,15 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
         if calibrates(quantize):
             train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
             calibration = representative_dataset(train, signature_input_names(tensor_model))
+        converted = {}  # variant → its bytes as converted, for int8_mixed to time rather than convert again
         for name in quantize:
             step(f"tflite {name}: converting")
             config = quantization_config(name, calibration, float_layers_of(ctx.tflite_model))
-            model_bytes, decisions = convert_variant(tensor_model, config)
+            model_bytes, decisions = convert_variant(tensor_model, config, converted)
+            converted[name] = model_bytes
             details = {**inspect_tflite(model_bytes, config), **decisions}  # refuses Flex and custom ops before saving
             for kept in decisions.get("kept_float", []):
-                step(f"  {name}: {kept['op']} {kept['tensor'].split(';')[0]} kept float32 ({kept_why(kept)})")
+                step(f"  {name}: {describe_kept(kept)}")
             path, model_bytes = save_tflite(ctx, export_dir, name, model_bytes)  # now with its metadata
             bundle = save_bundle(ctx, export_dir, name)
             lite = LiteRTRunner(model_bytes)

@@ -129,11 +129,14 @@ OP_TYPES_SHOWN = 12
 POINTS_LOST_NOTE = 0.5
 
 
-def kept_why(kept):
-    """Why a selective variant left an op float (an entry of its `kept_float`)."""
+def describe_kept(kept):
+    """One op a selective variant left float, and why (an entry of its `kept_float`)."""
     if "layer" in kept:
-        return f"its layer {kept['layer']} needs more than 8 bits of its input"
-    return f"{kept['float32_ms']:.3f} ms in float32 against {kept['int8_ms']:.3f} ms in int8"
+        why = f"its layer {kept['layer']} needs more than 8 bits of its input"
+    else:
+        why = f"{kept['float32_ms']:.3f} ms in float32 against {kept['int8_ms']:.3f} ms in int8"
+    tensor = kept["tensor"].split(";")[0]  # the converter joins the names of fused ops with ";"
+    return f"{kept['op']} {tensor} kept float32 ({why})"
 
 
 def _op_times(results):
@@ -160,7 +163,7 @@ def _op_times(results):
     lines.append("| **sum of ops** | " + " | ".join(f"{p['total_ms']:.3f}" for p in profiles.values()) + " |")
     for name, result in results.items():
         for kept in result.get("kept_float") or []:
-            lines.append(f"- {name}: {kept['op']} `{kept['tensor'].split(';')[0]}` kept float32: {kept_why(kept)}")
+            lines.append(f"- {name}: {describe_kept(kept)}")
     return lines
 
 

@@ -181,11 +181,15 @@ def convert(saved_model_dir, config):
     return convert_variant(saved_model_dir, config)[0]
 
 
-def convert_variant(saved_model_dir, config):
+def convert_variant(saved_model_dir, config, converted=None):
     """`convert`, and what the conversion decided for the report: (bytes, {"kept_float": [...]})
-    for a selective variant (`selective_float_ops`), (bytes, {}) for the others."""
+    for a selective variant (`selective_float_ops`), (bytes, {}) for the others.
+
+    `converted`: variant name → bytes already converted from this SavedModel; a selective variant
+    times those instead of converting float32 and int8 again.
+    """
     if config.selective:
-        return _convert_selective(saved_model_dir, config)
+        return _convert_selective(saved_model_dir, config, converted or {})
     for i, op_set in enumerate(config.op_sets):
         converter = config.configure(tf.lite.TFLiteConverter.from_saved_model(saved_model_dir), op_set)
         try:
@@ -235,7 +239,7 @@ def choose_float_ops(float32_ms, int8_ops):
     return sorted(kept, key=lambda k: -k["int8_ms"])
 
 
-def _convert_selective(saved_model_dir, config):
+def _convert_selective(saved_model_dir, config, converted):
     """int8 where it is faster: convert float32 and full int8 (float inputs and outputs), time
     both op by op, and quantise again with float32 left for the ops int8 slows down and for
     every op of `config.float_layers`.
@@ -245,8 +249,12 @@ def _convert_selective(saved_model_dir, config):
     """
     from mmkeras.export.profile import output_names
 
-    float32 = convert(saved_model_dir, QuantizationConfig(f"{config.name} (float32 reference)"))
-    int8 = convert(saved_model_dir, dataclasses.replace(config, selective=False, float_layers=()))
+    float32 = (converted.get("float32")
+               or convert(saved_model_dir, QuantizationConfig(f"{config.name} (float32 reference)")))
+    # The full-integer `int8` has int8 inputs and outputs, this one float: the ops between, which
+    # are what is timed and matched by name, are the same.
+    int8 = (converted.get("int8")
+            or convert(saved_model_dir, dataclasses.replace(config, selective=False, float_layers=())))
     kept = selective_float_ops(float32, int8)
     faster = {k["tensor"] for k in kept}
     for name, (op, _) in zip(output_names(int8), _operators(int8)):
