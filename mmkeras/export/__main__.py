@@ -113,7 +113,9 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
         if calibrates(quantize):
             train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
             calibration = representative_dataset(train, signature_input_names(tensor_model))
-        converted = {}  # variant → its bytes as converted, for int8_mixed to time rather than convert again
+        # Variant → its bytes as converted (no metadata yet): int8_mixed times these rather than
+        # convert again, and their op profiles (cached by content) serve the report and that choice.
+        converted = {}
         for name in quantize:
             step(f"tflite {name}: converting")
             config = quantization_config(name, calibration, float_layers_of(ctx.tflite_model))
@@ -132,7 +134,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
                              "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir),
                              "bundle": os.path.relpath(bundle, export_dir),
-                             "bundle_size_bytes": os.path.getsize(bundle), "op_profile": op_profile(model_bytes)}
+                             "bundle_size_bytes": os.path.getsize(bundle), "op_profile": op_profile(converted[name])}
             _print_result(results[name])
     return frontend_results
 

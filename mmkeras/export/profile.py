@@ -20,6 +20,7 @@ Example:
 """
 import collections
 import copy
+import functools
 import statistics
 import time
 
@@ -34,8 +35,12 @@ from mmkeras.export.tflite import _TENSOR_TYPES, is_constant, op_name
 _CONTROL_FLOW = {"WHILE", "IF", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
 
+# Cached by content: an export profiles each variant for its report, and int8_mixed chooses its
+# float ops from the float32 and int8 profiles of the same files a moment later.
+@functools.lru_cache(maxsize=8)
 def op_profile(tflite_bytes, invokes=200, rounds=5, slowest=10):
-    """Each op's isolated batch-1 latency, and the totals per op type.
+    """Each op's isolated batch-1 latency, and the totals per op type (the returned dict is shared
+    between calls on the same bytes: read it, do not change it).
 
     Args:
         tflite_bytes: the model.
