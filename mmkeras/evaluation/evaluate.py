@@ -25,23 +25,38 @@ def ablation_variants(modalities):
 
 
 def predict_variants(model, dataset, modalities, output_names):
-    """One pass over `dataset` → (targets, {variant index: {output: predictions}})."""
+    """One pass over `dataset` → (targets, [{output: predictions} per variant], variants).
+
+    Every batch runs through one compiled function that computes each distinct set of
+    modalities switched off once: with two inputs "without a" is "only b", so five
+    variants cost three model calls. Calling the model eagerly per batch and variant
+    was a third of a short training run's wall time (spoken_commands: 10 s of 90).
+    """
     variants = list(ablation_variants(modalities))
-    targets = {name: [] for name in output_names}
-    preds = [{name: [] for name in output_names} for _ in variants]
-    # Each batch runs once per ablation variant: on a large test split this is a long step.
-    for features, batch_targets in progress(dataset, f"evaluating {len(variants)} variants", unit="batch"):
-        for name in output_names:
-            targets[name].append(batch_targets[name].numpy())
-        for i, (_, _, off) in enumerate(variants):
+    distinct = list(dict.fromkeys(frozenset(off) for _, _, off in variants))
+
+    @tf.function(reduce_retracing=True)
+    def run(features):
+        outs = []
+        for off in distinct:
             x = dict(features)
             for m in off:
                 x[presence_key(m)] = tf.zeros_like(x[presence_key(m)])
             out = model(x, training=False)
+            outs.append({name: out[name] for name in output_names})
+        return outs
+
+    targets = {name: [] for name in output_names}
+    preds = [{name: [] for name in output_names} for _ in distinct]
+    for features, batch_targets in progress(dataset, f"evaluating {len(variants)} variants", unit="batch"):
+        for name in output_names:
+            targets[name].append(batch_targets[name].numpy())
+        for pred, out in zip(preds, run(features)):
             for name in output_names:
-                preds[i][name].append(out[name].numpy())
+                pred[name].append(out[name].numpy())
     join = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
-    return join(targets), [join(p) for p in preds], variants
+    joined = [join(p) for p in preds]
+    return join(targets), [joined[distinct.index(frozenset(off))] for _, _, off in variants], variants
 
 
 def headline(metrics):
