@@ -76,13 +76,29 @@ def inference_model(model, cfg):
     return keras.Model(model.input, {o.name: model.get_layer(o.name).output for o in cfg.outputs}, name="mmkeras")
 
 
+def aux_weight(out, cfg):
+    """The loss weight of each of `out`'s auxiliary heads (0: none).
+
+    `auto` shares the output's own weight among its M per-input heads (each
+    loss_weight / M), so the auxiliary losses together weigh what the main head does
+    however many inputs there are, and an output with heads does not crowd out the other
+    outputs' (README "Quality": a fixed 1.0 per head made a category output weigh 1 + M).
+    """
+    if out.aux_weight != "auto":
+        return out.aux_weight
+    if len(cfg.inputs) < 2 or not output_type(out).auto_aux_heads:
+        return 0.0
+    return out.loss_weight / len(cfg.inputs)
+
+
 def heads(cfg):
     """Yield (head name, output config, loss weight, source modality or None) for every head."""
     for out in cfg.outputs:
         yield out.name, out, out.loss_weight, None
-        if out.aux_weight > 0:
+        weight = aux_weight(out, cfg)
+        if weight > 0:
             for inp in cfg.inputs:
-                yield aux_output_name(out.name, inp.name), out, out.aux_weight, inp.name
+                yield aux_output_name(out.name, inp.name), out, weight, inp.name
 
 
 def build_heads(fused, embeddings, cfg, labels, targets=None):

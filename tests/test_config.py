@@ -58,6 +58,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["outputs"][0].update(name="presence"), "output name 'presence' is reserved"),
     (lambda r: r["data"].pop("train"), "data.train: missing required key"),
     (lambda r: r["fusion"].update(modality_dropout=1.5), "fusion.modality_dropout: expected a value in [0, 1)"),
+    (lambda r: r["outputs"][0].update(aux_weight=-1), "outputs[0].aux_weight: expected a number >= 0 or auto, got -1"),
+    (lambda r: r["outputs"][0].update(aux_weight="aut"), "outputs[0].aux_weight: expected a number >= 0 or auto, got 'aut'"),
     # Encoder parameters, per encoder type, restricted to the encoders that take the modality.
     (lambda r: r["inputs"][3].update(encoder={"type": "mlpp", "units": [3]}),
      "inputs[3].encoder.type: expected one of homogeneous, hub, mlp, got 'mlpp' (did you mean 'mlp'?)"),
@@ -130,7 +132,8 @@ def test_saved_config_fills_in_every_default_encoders_and_fusion_included(tiny_d
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["inputs"][2]["encoder"] == {
         "type": "audio_cnn", "filters": [16, 32, 64], "convs_per_stage": 1, "dim": 128, "dropout": 0.0,
-        "pooling": "average", "normalize": "utterance", "spec_augment": False}
+        "pooling": "average", "normalize": "utterance", "spec_augment": False, "convolve": "time_frequency",
+        "kernel_size": 5}
     assert saved["inputs"][3]["encoder"] == {"type": "mlp", "units": [64, 64], "dropout": 0.0, "bins": 0}
     assert saved["inputs"][0]["encoder"]["pooling"] == "average"  # given type, missing keys filled
     assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.5, "dim": 32, "dropout": 0.1}

@@ -58,3 +58,22 @@ def test_labels_round_trip_through_parse_encode_and_metrics(name, raw, labels):
     np.testing.assert_array_equal(np.asarray(kind.keras_output("y", served)), prediction)
     row = kind.row(prediction[0], names, 2)
     assert kind.flat("y", row, out) and all(key.startswith("y") for key in kind.flat("y", row, out))
+
+
+def test_auto_aux_weight_shares_the_output_weight_among_its_inputs(tiny_data):
+    from conftest import tiny_config_dict
+
+    from mmkeras.config import config_from_dict
+    from mmkeras.heads import heads
+
+    raw = tiny_config_dict(tiny_data)
+    raw["outputs"] = [{"name": "label", "type": "category", "loss_weight": 2.0, "aux_weight": "auto"},
+                      {"name": "tags", "type": "multilabel"},
+                      {"name": "score", "type": "numeric", "aux_weight": 0.3}]
+    weights = {name: weight for name, _, weight, _ in heads(config_from_dict(raw))}
+    # Four inputs: the category output's heads share its weight; multilabel gets none under
+    # `auto` (the default); a number is each head's own weight.
+    assert weights == {"label": 2.0, **{f"label_from_{i}": 0.5 for i in ("image", "text", "speech", "stats")},
+                       "tags": 1.0, "score": 1.0, **{f"score_from_{i}": 0.3 for i in ("image", "text", "speech", "stats")}}
+    raw["inputs"] = raw["inputs"][:1]
+    assert [name for name, *_ in heads(config_from_dict(raw))] == ["label", "tags", "score", "score_from_image"]

@@ -14,7 +14,7 @@ Example:
 import dataclasses
 import os
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import pydantic
 import yaml
@@ -100,7 +100,10 @@ class OutputConfig:
         column: manifest column with the label (defaults to `name`).
         loss_weight: λ in loss = Σ λ_k·ℓ_k.
         aux_weight: > 0 adds one auxiliary head per modality for this output, trained
-            with this weight, so every encoder learns on its own too.
+            with this weight, so every encoder learns on its own too. `auto`: heads whose
+            weights share `loss_weight` (each loss_weight / number of inputs) where the
+            output type gains from them (`OutputType.auto_aux_heads`) and there are two
+            or more inputs; none otherwise.
         separator: multilabel values given as one string are split on it.
         label_smoothing: category outputs: target mass spread over all classes, a
             regulariser against over-confident predictions on small data.
@@ -112,7 +115,7 @@ class OutputConfig:
     type: Literal[OUTPUT_TYPES] = "category"
     column: Optional[str] = None
     loss_weight: Annotated[Number, Ge(0)] = 1.0
-    aux_weight: Annotated[Number, Ge(0)] = 0.0
+    aux_weight: Union[Annotated[Number, Ge(0)], Literal["auto"]] = "auto"
     separator: Annotated[str, pydantic.AfterValidator(_separator)] = ";"
     # A regulariser against over-confident predictions on small data (README: the demo).
     label_smoothing: Rate = 0.1

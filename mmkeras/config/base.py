@@ -19,7 +19,7 @@ Example:
 import dataclasses
 import functools
 import typing
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 import pydantic
 from annotated_types import Ge, Gt, Le, Lt, MinLen
@@ -117,7 +117,7 @@ def validate(hint, raw, where=""):
     try:
         return _adapter(hint).validate_python(raw)
     except pydantic.ValidationError as err:
-        raise ConfigError(_message(hint, err.errors()[0], where)) from None
+        raise ConfigError(_message(hint, err.errors(), where)) from None
 
 
 _EXPECTED = {
@@ -129,12 +129,15 @@ _EXPECTED = {
 }
 
 
-def _message(root, error, where):
-    """One pydantic error → `path: what is wrong, got value`."""
+def _message(root, errors, where):
+    """pydantic's errors → `path: what is wrong, got value` for the first."""
+    error = errors[0]
     steps = _follow(root, error["loc"])
     path = _path([where] + [piece for piece, _ in steps])
     hint, parent = steps[-1][1], steps[-2][1] if len(steps) > 1 else None
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if _is_value_union(hint):
+        return f"{path}: expected {_accepted(hint)}, got {value!r}"
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         fields = [f.name for f in dataclasses.fields(parent)] if _is_section(parent) else []
         return f"{path}: unknown key{did_you_mean(error['loc'][-1], fields)}"
@@ -169,15 +172,37 @@ def _tag_message(path, union, parent, name):
     return f"{where}: expected one of {', '.join(tags)}, got {name!r}{did_you_mean(name, tags)}"
 
 
+def _is_value_union(hint):
+    """Whether `hint` is a value of several forms (`number | Literal["auto"]`), not a choice of sections."""
+    hint = _strip(hint)
+    return typing.get_origin(hint) is Union and not any(_is_section(m) for m in typing.get_args(hint))
+
+
+def _accepted(hint):
+    """'auto or a number >= 0': every form a value union takes, for its error message."""
+    forms = []
+    for member in typing.get_args(_strip(hint)):
+        if typing.get_origin(member) is Literal:
+            forms += map(str, typing.get_args(member))
+        else:
+            bounded = typing.get_origin(member) is Annotated and any(
+                isinstance(b, (Gt, Ge, Lt, Le)) for b in typing.get_args(member)[1:])
+            forms.append(f"a number {_interval(member)}" if bounded else "a number")
+    return " or ".join(forms)
+
+
 def _follow(root, loc):
     """A pydantic error location → [(path piece, the type there)], from the root to the error.
 
     Locations name the tag of each discriminated union they pass through ('inputs', 0,
-    'image', 'size'); a tag picks the member and is not part of the user's key path.
+    'image', 'size'); a tag picks the member and is not part of the user's key path. The
+    member of a value union (`_is_value_union`) is not part of it either.
     """
     steps = [("", root)]
     for key in loc:
         hint = _strip(steps[-1][1])
+        if _is_value_union(hint):
+            continue
         if typing.get_origin(hint) is Union:
             member = next((m for m in typing.get_args(hint) if _is_section(m) and tag(m) == key), None)
             steps[-1] = (steps[-1][0], member)

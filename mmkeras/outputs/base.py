@@ -37,6 +37,8 @@ class OutputType:
             suite report; `higher_is_better` says which way it improves.
         confusion_matrix: whether evaluation draws `confusion_<output>.png`.
         app_values: what the TFLite output holds, for the app's `.json`.
+        auto_aux_heads: whether `aux_weight: auto` gives this output per-input auxiliary
+            heads (README "Quality": measured where they help).
     """
 
     activation = None
@@ -46,6 +48,7 @@ class OutputType:
     higher_is_better = True
     confusion_matrix = False
     app_values = None
+    auto_aux_heads = False
 
     # === The manifest's labels ===
 

@@ -41,6 +41,7 @@ class Category(OutputType):
     primary_metric = "accuracy"
     confusion_matrix = True
     app_values = "softmax probabilities"
+    auto_aux_heads = True
 
     def parse(self, value, out, labels):
         if isinstance(value, (list, dict)):  # str() would make "['a', 'b']" a class of its own
