@@ -131,9 +131,8 @@ def test_saved_config_fills_in_every_default_encoders_and_fusion_included(tiny_d
     save_config(cfg, str(tmp_path / "config.yaml"))
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["inputs"][2]["encoder"] == {
-        "type": "audio_cnn", "filters": [16, 32, 64], "convs_per_stage": 1, "dim": 128, "dropout": 0.0,
-        "pooling": "average", "normalize": "utterance", "spec_augment": False, "convolve": "time_frequency",
-        "kernel_size": 5}
+        "type": "audio_cnn", "filters": [32, 64, 128], "convs_per_stage": 1, "dim": 128, "dropout": 0.0,
+        "pooling": "average", "normalize": "utterance", "spec_augment": False, "convolve": "time", "kernel_size": 5}
     assert saved["inputs"][3]["encoder"] == {"type": "mlp", "units": [64, 64], "dropout": 0.0, "bins": 0}
     assert saved["inputs"][0]["encoder"]["pooling"] == "average"  # given type, missing keys filled
     assert saved["fusion"] == {"type": "concat", "modality_dropout": 0.5, "dim": 32, "dropout": 0.1}

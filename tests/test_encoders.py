@@ -74,6 +74,8 @@ ENCODER_CASES = [
     ("cnn", "image", {"filters": [4, 8], "dim": 6, "pooling": "flatten", "augment": 0.1}, 6),
     ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "dropout": 0.1}, 6),
     ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "normalize": "utterance", "spec_augment": True}, 6),
+    ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "convolve": "time_frequency"}, 6),
+    ("audio_cnn", "audio", {"filters": [4, 8], "dim": 6, "kernel_size": 3}, 6),
     ("transformer", "text", {"dim": 8, "heads": 2, "layers": 2, "ff_dim": 16}, 8),
     ("bow", "text", {"dim": 8}, 8),
     ("text_cnn", "text", {"dim": 8, "widths": [2, 3], "filters": 4}, 8),
