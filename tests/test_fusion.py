@@ -18,10 +18,19 @@ FUSION_ARGS = {
     "bilinear": {"dim": DIM, "rank": 2, "dropout": 0.2},
     "attention": {"dim": DIM, "heads": 2, "layers": 2, "dropout": 0.2},
     "cross_attention": {"dim": DIM, "heads": 2, "layers": 2, "max_cells": 4, "dropout": 0.2},
-    "film": {"dim": DIM, "blocks": 2, "dropout": 0.2},
+    "film": {"dim": DIM, "blocks": 2, "readout": "max", "max_objects": 4, "dropout": 0.2},
     "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
-TOKEN_FUSIONS = sorted(n for n in FUSION_ARGS if getattr(FUSIONS.get(n), "takes_tokens", False))
+# Further cases of one type (case → (type, arguments)), run through the `fusion` fixture's tests.
+VARIANTS = {"film_relation": ("film", {**FUSION_ARGS["film"], "readout": "relation"})}
+
+
+def case(name):
+    """(fusion type, layer arguments) of a test case: a type's own, or a `VARIANTS` entry."""
+    return VARIANTS.get(name, (name, FUSION_ARGS.get(name)))
+
+
+TOKEN_FUSIONS = sorted(n for n in [*FUSION_ARGS, *VARIANTS] if getattr(FUSIONS.get(case(n)[0]), "takes_tokens", False))
 # Per modality its tokens (N, width) and feature-map grid: a 4×4 map (pooled to 2×2 by
 # max_objects / max_cells), a padded word sequence, and an encoder whose one token
 # is its embedding (as `mmkeras.model.token_view` gives one).
@@ -58,10 +67,11 @@ def call_fusion(layer, tensors, presence):
 
 def make_layer(name, **overrides):
     grids = {"grids": GRIDS} if name in TOKEN_FUSIONS else {}
-    return FUSIONS.get(name)(**{**FUSION_ARGS[name], **grids, **overrides})
+    kind, args = case(name)
+    return FUSIONS.get(kind)(**{**args, **grids, **overrides})
 
 
-@pytest.fixture(scope="module", params=sorted(FUSION_ARGS))
+@pytest.fixture(scope="module", params=sorted(FUSION_ARGS) + sorted(VARIANTS))
 def fusion(request):
     """(name, layer, functional model, inputs, inference output) for one fusion type."""
     keras.utils.set_random_seed(0)
@@ -173,7 +183,8 @@ def test_dropout_only_in_training(fusion):
 def test_config_json_round_trip(fusion):
     name, layer, _, _, _ = fusion
     config = layer.get_config()
-    assert {k: config[k] for k in FUSION_ARGS[name]} == FUSION_ARGS[name]
+    args = case(name)[1]
+    assert {k: config[k] for k in args} == args
     restored = type(layer).from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
 

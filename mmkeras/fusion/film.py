@@ -5,6 +5,7 @@ from typing import Literal
 from mmkeras.config.base import PositiveInt, registered
 from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer,
                                  check_positive_int, object_modality, token_shapes)
+from mmkeras.fusion.relation import RELATION_DEPTH, mean_over_pairs, pair_function
 from mmkeras.lazy import keras, tf
 
 
@@ -15,14 +16,20 @@ class FilmParams(FusionParams):
 
     Args:
         blocks: FiLM residual blocks.
+        readout: how the conditioned cells become one vector: "max" over the cells, or
+            "relation": the max and a relation network over pairs of cells (with their
+            coordinates), which compares one object with every other (closest, furthest).
+        max_objects: with "relation", the most cells paired (a larger map is average-pooled).
 
     Example:
-        fusion: {type: film, dim: 64, blocks: 2}
+        fusion: {type: film, dim: 64, blocks: 2, readout: relation}
     """
 
     type: Literal["film"] = "film"
     dim: PositiveInt = 64
     blocks: PositiveInt = 2
+    readout: Literal["max", "relation"] = "max"
+    max_objects: PositiveInt = 25
 
 
 @FUSIONS.register("film")
@@ -34,11 +41,17 @@ class FilmFusion(TokenFusionLayer):
     Block (as in the FiLM paper): 1×1 conv + ReLU → 3×3 conv (a per-token Dense when the
     tokens are not a feature map) → BatchNorm without affine → (1 + γ)·x + β → ReLU → + input.
     The max-pooled cells and every pooled embedding go through Dense(dim) + ReLU, so a
-    sample whose feature map is absent still gets an answer from the rest.
+    sample whose feature map is absent still gets an answer from the rest. With
+    `readout="relation"` a relation network (`mean_over_pairs`, g `dim` wide) over pairs of
+    the conditioned cells, each with its grid coordinates again, joins the max: a
+    question's object is already picked out in the cells by FiLM, and g compares it with
+    every other cell, where the max alone keeps no positions to compare.
 
     Args:
         dim: channels of the blocks and width of the fused vector.
         blocks: number of FiLM residual blocks.
+        readout: "max" or "relation".
+        max_objects: with "relation", the most cells paired.
         dropout: dropout rate on the fused vector.
 
     Example:
@@ -46,10 +59,13 @@ class FilmFusion(TokenFusionLayer):
             {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
     """
 
-    def __init__(self, dim, blocks, dropout, **kwargs):
+    def __init__(self, dim, blocks, dropout, readout="max", max_objects=25, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("blocks", blocks)
-        self.blocks = blocks
+        check_positive_int("max_objects", max_objects)
+        if readout not in ("max", "relation"):
+            raise ValueError(f"readout must be 'max' or 'relation', got {readout!r}")
+        self.blocks, self.readout, self.max_objects = blocks, readout, max_objects
 
     def build(self, input_shape):
         shapes = token_shapes(input_shape)
@@ -79,8 +95,16 @@ class FilmFusion(TokenFusionLayer):
             film.build((None, condition_width))
             for layers, layer in zip((self.pointwise, self.mixing, self.norms, self.films), (pointwise, mixing, norm, film)):
                 layers.append(layer)
+        read_width = self.dim
+        if self.readout == "relation":
+            self.pool = self.cell_pool(self.target, n, self.max_objects)
+            coordinates = 2 if self.spatial else 0
+            # Attributes, not one tuple: .keras saving restores tuples of layers in another order.
+            self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden = pair_function(
+                self.dim, RELATION_DEPTH, self.dim + coordinates, condition_width, policy, prefix="relation_g")
+            read_width += self.dim
         self.head = keras.layers.Dense(self.dim, activation="relu", name="head", **policy)
-        self.head.build((None, self.dim + self.pooled_width(input_shape)))
+        self.head.build((None, read_width + self.pooled_width(input_shape)))
         super().build(input_shape)
 
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
@@ -98,8 +122,14 @@ class FilmFusion(TokenFusionLayer):
             h = tf.nn.relu((1.0 + gamma[:, None]) * norm(h, training=training) + beta[:, None])
             x = (x + h) * mask
         # x ≥ 0 (sums of ReLUs), zero where masked: a plain max is the masked max.
-        pooled = tf.reduce_max(x, axis=1)
-        return self.head(tf.concat([pooled, self.pooled(embeddings, presence)], axis=-1))
+        read = [tf.reduce_max(x, axis=1)]
+        if self.readout == "relation":
+            # GridTokens end in each cell's (row, column): the blocks mixed them into x.
+            cells = tf.concat([x, tokens[self.target][:, :, -2:]], axis=-1) if self.spatial else x
+            objects, object_mask = self.merge_cells(self.target, cells, masks[self.target], self.pool)
+            g = (self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden)
+            read.append(mean_over_pairs(objects, object_mask, condition, g))
+        return self.head(tf.concat([*read, self.pooled(embeddings, presence)], axis=-1))
 
     def get_config(self):
-        return {**super().get_config(), "blocks": self.blocks}
+        return {**super().get_config(), "blocks": self.blocks, "readout": self.readout, "max_objects": self.max_objects}

@@ -29,17 +29,59 @@ class RelationParams(FusionParams):
     max_objects: PositiveInt = 25
 
 
+# Depth of g where a fusion uses the relation network as a readout (film): the first layer
+# and one hidden layer; the `relation` fusion's own depth is its `layers`.
+RELATION_DEPTH = 2
+
+
+def pair_function(units, layers, object_width, condition_width, policy, prefix="g"):
+    """The relation network's g, built: (left, right, condition, hidden layers) for `mean_over_pairs`.
+
+    g's first layer is linear in (o_i, o_j, q), so it is kept as three Dense layers applied
+    once per object (left, right) and once per sample (condition), then broadcast over the
+    pairs: N² additions instead of N² matrix products.
+    """
+    left = keras.layers.Dense(units, use_bias=False, name=f"{prefix}_left", **policy)
+    right = keras.layers.Dense(units, use_bias=False, name=f"{prefix}_right", **policy)
+    for layer in (left, right):
+        layer.build((None, None, object_width))
+    condition = keras.layers.Dense(units, name=f"{prefix}_condition", **policy)
+    condition.build((None, condition_width))
+    hidden = []
+    for i in range(1, layers):
+        layer = keras.layers.Dense(units, activation="relu", name=f"{prefix}_{i}", **policy)
+        layer.build((None, None, None, units))
+        hidden.append(layer)
+    return left, right, condition, hidden
+
+
+def mean_over_pairs(objects, mask, condition, g):
+    """Mean over the pairs (i, j) of real objects of g(o_i, o_j, q) → [B, units].
+
+    Args:
+        objects: [B, N, width]; mask: [B, N] (1 = real); condition: q, [B, ·].
+        g: the layers `pair_function` built.
+    """
+    left, right, first_condition, hidden = g
+    q = first_condition(condition)  # [B, units]
+    pairs = tf.nn.relu(left(objects)[:, :, None] + right(objects)[:, None] + q[:, None, None])  # [B, N, N, units]
+    for layer in hidden:
+        pairs = layer(pairs)
+    pair_mask = mask[:, :, None] * mask[:, None]  # [B, N, N]
+    total = tf.reduce_sum(pairs * pair_mask[..., None], axis=[1, 2])
+    count = tf.reduce_sum(pair_mask, axis=[1, 2])[:, None]
+    return total / tf.maximum(count, 1.0)
+
+
 @FUSIONS.register("relation")
 class RelationFusion(TokenFusionLayer):
     """RN(O, q) = f( mean over pairs (i, j) of g(o_i, o_j, q), every pooled embedding ), with O the
     tokens of the modality with the most tokens (an image's cells, with their coordinates)
     and q the other modalities' embeddings.
 
-    g's first layer is linear in (o_i, o_j, q), so it is computed as A·o_i + B·o_j + C·q
-    once per token and broadcast over the pairs: N² additions instead of N² matrix products.
-    A feature map of more than `max_objects` cells is average-pooled first (cells merged
-    k×k, their coordinates averaged with them), since the pairs grow as the square of the
-    cells. Masked tokens take no part in a pair; a mean rather than the paper's sum keeps
+    g's first layer is linear in (o_i, o_j, q) (`pair_function`). A feature map of more
+    than `max_objects` cells is average-pooled first (cells merged k×k, their coordinates
+    averaged with them), since the pairs grow as the square of the cells. Masked tokens take no part in a pair; a mean rather than the paper's sum keeps
     the scale independent of how many objects are real.
 
     Args:
@@ -67,17 +109,8 @@ class RelationFusion(TokenFusionLayer):
         self.pool = self.cell_pool(self.target, n, self.max_objects)
         condition_width = self.condition_width(input_shape, self.target)
         policy = dict(dtype=self.dtype_policy)
-        self.first_left = keras.layers.Dense(self.units, use_bias=False, name="g_left", **policy)
-        self.first_right = keras.layers.Dense(self.units, use_bias=False, name="g_right", **policy)
-        for layer in (self.first_left, self.first_right):
-            layer.build((None, None, width))
-        self.first_condition = keras.layers.Dense(self.units, name="g_condition", **policy)
-        self.first_condition.build((None, condition_width))
-        self.g_layers = []
-        for i in range(1, self.layers):
-            layer = keras.layers.Dense(self.units, activation="relu", name=f"g_{i}", **policy)
-            layer.build((None, None, None, self.units))
-            self.g_layers.append(layer)
+        self.first_left, self.first_right, self.first_condition, self.g_layers = pair_function(
+            self.units, self.layers, width, condition_width, policy)
         self.f_hidden = keras.layers.Dense(self.dim, activation="relu", name="f_hidden", **policy)
         self.f_hidden.build((None, self.units + self.pooled_width(input_shape)))
         self.f_dropout = keras.layers.Dropout(self.dropout, **policy)
@@ -88,15 +121,8 @@ class RelationFusion(TokenFusionLayer):
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
         condition = self.condition(embeddings, presence, self.target)
         objects, mask = self.merge_cells(self.target, tokens[self.target], masks[self.target], self.pool)
-        left, right = self.first_left(objects), self.first_right(objects)  # [B, N, units]
-        q = self.first_condition(condition)  # [B, units]
-        pairs = tf.nn.relu(left[:, :, None] + right[:, None] + q[:, None, None])  # [B, N, N, units]
-        for layer in self.g_layers:
-            pairs = layer(pairs)
-        pair_mask = mask[:, :, None] * mask[:, None]  # [B, N, N]
-        total = tf.reduce_sum(pairs * pair_mask[..., None], axis=[1, 2])
-        count = tf.reduce_sum(pair_mask, axis=[1, 2])[:, None]
-        relations = total / tf.maximum(count, 1.0)
+        relations = mean_over_pairs(objects, mask, condition,
+                                    (self.first_left, self.first_right, self.first_condition, self.g_layers))
         x = self.f_hidden(tf.concat([relations, self.pooled(embeddings, presence)], axis=-1))
         return self.f_output(self.f_dropout(x, training=training))
 
