@@ -33,9 +33,11 @@ def compile_model(model, cfg, steps_per_epoch):
         t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch), alpha=0.05)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay)
     loss, loss_weights, metrics = compile_args(cfg, model)
-    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
+    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer. Per-record
+    # weights (`head_sample_weights`: auxiliary heads with an optional input) weigh the losses
+    # only; `weighted_metrics=[]` says so, or Keras warns twice an epoch that metrics ignore them.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  jit_compile=t.jit_compile)
+                  weighted_metrics=[], jit_compile=t.jit_compile)
 
 
 class EpochHistory(keras.callbacks.Callback):
