@@ -99,6 +99,10 @@ class FilmFusion(TokenFusionLayer):
         if self.readout == "relation":
             self.pool = self.cell_pool(self.target, n, self.max_objects)
             coordinates = 2 if self.spatial else 0
+            if self.spatial:  # the cells get their (row, column) again, whatever the encoder's tokens carry
+                from mmkeras.layers.tokens import GridTokens
+
+                self.cells_with_positions = GridTokens(name="relation_cells", **policy)
             # Attributes, not one tuple: .keras saving restores tuples of layers in another order.
             self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden = pair_function(
                 self.dim, RELATION_DEPTH, self.dim + coordinates, condition_width, policy, prefix="relation_g")
@@ -124,8 +128,7 @@ class FilmFusion(TokenFusionLayer):
         # x ≥ 0 (sums of ReLUs), zero where masked: a plain max is the masked max.
         read = [tf.reduce_max(x, axis=1)]
         if self.readout == "relation":
-            # GridTokens end in each cell's (row, column): the blocks mixed them into x.
-            cells = tf.concat([x, tokens[self.target][:, :, -2:]], axis=-1) if self.spatial else x
+            cells = self.cells_with_positions(tf.reshape(x, [-1, *self.grid(self.target), self.dim])) if self.spatial else x
             objects, object_mask = self.merge_cells(self.target, cells, masks[self.target], self.pool)
             g = (self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden)
             read.append(mean_over_pairs(objects, object_mask, condition, g))
