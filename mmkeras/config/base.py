@@ -185,9 +185,7 @@ def _accepted(hint):
         if typing.get_origin(member) is Literal:
             forms += map(str, typing.get_args(member))
         else:
-            bounded = typing.get_origin(member) is Annotated and any(
-                isinstance(b, (Gt, Ge, Lt, Le)) for b in typing.get_args(member)[1:])
-            forms.append(f"a number {_interval(member)}" if bounded else "a number")
+            forms.append(f"a number {_interval(member)}".rstrip())
     return " or ".join(forms)
 
 
@@ -235,7 +233,7 @@ def _strip(hint):
 
 
 def _interval(hint):
-    """'in [0, 1)', '> 0', ... from the bounds annotated on `hint`."""
+    """'in [0, 1)', '> 0', ... from the bounds annotated on `hint`; '' when it has none."""
     low = high = None
     while typing.get_origin(hint) in (Annotated, Union):
         args = typing.get_args(hint)
@@ -252,7 +250,9 @@ def _interval(hint):
         return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
     if low:
         return f"{'>' if low[0] == '(' else '>='} {low[1]}"
-    return f"{'<' if high[0] == ')' else '<='} {high[1]}"
+    if high:
+        return f"{'<' if high[0] == ')' else '<='} {high[1]}"
+    return ""
 
 
 def _is_section(hint):

@@ -5,8 +5,13 @@ from typing import Literal
 from mmkeras.config.base import PositiveInt, registered
 from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer,
                                  check_positive_int, object_modality, token_shapes)
-from mmkeras.fusion.relation import RELATION_DEPTH, mean_over_pairs, pair_function
+from mmkeras.fusion.relation import mean_over_pairs, pair_function
 from mmkeras.lazy import keras, tf
+
+
+# Depth of the relation readout's g: its first layer and one hidden layer (the `relation`
+# fusion's own g is as deep as its `layers`).
+RELATION_DEPTH = 2
 
 
 @registered(FUSION_PARAMS)
@@ -98,11 +103,12 @@ class FilmFusion(TokenFusionLayer):
         read_width = self.dim
         if self.readout == "relation":
             self.pool = self.cell_pool(self.target, n, self.max_objects)
-            coordinates = 2 if self.spatial else 0
+            coordinates = 0
             if self.spatial:  # the cells get their (row, column) again, whatever the encoder's tokens carry
                 from mmkeras.layers.tokens import GridTokens
 
                 self.cells_with_positions = GridTokens(name="relation_cells", **policy)
+                coordinates = 2
             # Attributes, not one tuple: .keras saving restores tuples of layers in another order.
             self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden = pair_function(
                 self.dim, RELATION_DEPTH, self.dim + coordinates, condition_width, policy, prefix="relation_g")

@@ -29,11 +29,6 @@ class RelationParams(FusionParams):
     max_objects: PositiveInt = 25
 
 
-# Depth of g where a fusion uses the relation network as a readout (film): the first layer
-# and one hidden layer; the `relation` fusion's own depth is its `layers`.
-RELATION_DEPTH = 2
-
-
 def pair_function(units, layers, object_width, condition_width, policy, prefix="g"):
     """The relation network's g, built: (left, right, condition, hidden layers) for `mean_over_pairs`.
 
