@@ -171,6 +171,7 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
     (folder / "img" / "garbage.png").write_bytes(b"this is not an image")
     (folder / "img" / "truncated.png").write_bytes(png[: len(png) // 2])
     Image.new("RGB", (8, 8)).save(folder / "img" / "pic.webp")
+    Image.new("1", (8, 8)).save(folder / "img" / "onebit.bmp")  # PIL reads it, TensorFlow does not
     (folder / "wav").mkdir()
     (folder / "wav" / "noise.wav").write_bytes(b"RIFF????WAVEjunk")
     wav = open(os.path.join(tiny_data, good["audio"]), "rb").read()
@@ -181,7 +182,8 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
     shutil.copy(os.path.join(tiny_data, good["audio"]), folder / "wav" / "ok.wav")
     ok = {**good, "image": "img/ok.png", "audio": "wav/ok.wav"}
     rows = [ok, {**ok, "image": "img/garbage.png"}, {**ok, "image": "img/truncated.png"},
-            {**ok, "image": "img/pic.webp"}, {**ok, "audio": "wav/noise.wav"}, {**ok, "audio": "wav/cut.wav"}]
+            {**ok, "image": "img/onebit.bmp"}, {**ok, "image": "img/pic.webp"}, {**ok, "audio": "wav/noise.wav"},
+            {**ok, "audio": "wav/cut.wav"}, ok]
     manifest = str(folder / "m.jsonl")
     write_jsonl(manifest, rows)
     raw = tiny_config_dict(tiny_data)
@@ -190,11 +192,13 @@ def test_corrupt_truncated_and_unsupported_files_are_bad_records(tiny_data, tmp_
 
     log = BadRecordLog("skip")
     split = load_split(manifest, [handler(i) for i in config_from_dict(raw).inputs], config_from_dict(raw).outputs, log)
-    assert len(split) == 1
+    assert split.lines == [1, 8]
     got = [(e["line"], e["column"], e["reason"].split(":")[0]) for e in log.entries]
+    # In line order, although the pixels are decoded in one batched pass after the per-record checks.
     assert got == [(2, "image", "not a readable image"), (3, "image", "not a readable image"),
-                   (4, "image", "unsupported image format WEBP (use PNG, JPEG, GIF or BMP)"),
-                   (5, "audio", "not a readable audio file"), (6, "audio", "not a readable audio file")]
+                   (4, "image", "TensorFlow cannot decode this image as 3-channel"),
+                   (5, "image", "unsupported image format WEBP (use PNG, JPEG, GIF or BMP)"),
+                   (6, "audio", "not a readable audio file"), (7, "audio", "not a readable audio file")]
     assert log.entries[1]["value"] == "img/truncated.png"
 
 

@@ -85,12 +85,12 @@ class Split:
                      {k: pick(v) for k, v in self.groups.items()})
 
 
-def _bad_column(exc, handler_or_output):
-    """Which column a BadValue is about: the one its message names, else the first used."""
+def _bad_column(problem, handler_or_output):
+    """Which column a problem (a BadValue or its message) is about: the one it names, else the first used."""
     columns = getattr(handler_or_output, "cfg", handler_or_output)
     columns = columns.columns_used() if hasattr(columns, "columns_used") else [columns.source]
     for column in columns:
-        if f"'{column}'" in str(exc):
+        if f"'{column}'" in str(problem):
             return column
     return columns[0]
 
@@ -154,7 +154,7 @@ def validate_records(manifest, handlers, outputs, log, known_labels=None, chunk_
             valid = []
             # In manifest order, so `error` mode names the first bad line.
             parsed = [parse(item) for item in chunk[:alone]]  # before pool.map submits the rest
-            parsed = itertools.chain(parsed, pool.map(parse, chunk[alone:]))
+            parsed = _check_files(chunk, [*parsed, *pool.map(parse, chunk[alone:])], handlers)
             alone = 0
             for (line, record), (row, problem) in zip(chunk, parsed):
                 if problem:
@@ -164,6 +164,19 @@ def validate_records(manifest, handlers, outputs, log, known_labels=None, chunk_
             yield valid
     finally:
         pool.shutdown(cancel_futures=True)  # after an `error`, don't validate the rest
+
+
+def _check_files(chunk, parsed, handlers):
+    """`parsed` with the records whose files a handler's batched `check_files` rejects made bad."""
+    for h in handlers:
+        positions = [k for k, (row, problem) in enumerate(parsed) if not problem and row[h.name] is not None]
+        if not positions:
+            continue
+        for i, reason in h.check_files([parsed[k][0][h.name] for k in positions]).items():
+            record = chunk[positions[i]][1]
+            column = _bad_column(reason, h)
+            parsed[positions[i]] = (None, (column, record.get(column), reason))
+    return parsed
 
 
 def split_from_rows(manifest, rows, handlers, outputs, group_columns=()):
