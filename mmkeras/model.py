@@ -48,7 +48,7 @@ def build_model(cfg, prep):
         inputs[h.name] = h.model_input()
         presence = keras.Input(shape=(1,), name=presence_key(h.name))
         inputs[presence_key(h.name)] = presence
-        presences.append(presence)
+        presences.append(h.present(inputs[h.name], presence))
         features = h.preprocess(inputs[h.name])
         encoded[h.name] = build_encoder(features, h.feature_spec(), h.name, h.cfg.encoder)
 

@@ -177,6 +177,11 @@ class Modality:
         """In-model preprocessing: model input → the features its encoder takes."""
         return x
 
+    def present(self, x, presence):
+        """In-model: the presence [B, 1] the input is fused under, from its model input `x` and
+        its presence flag: the flag, or less where `x` carries nothing the model learned."""
+        return presence
+
     def float_frontend(self):
         """Name of the in-model preprocessing layer that cannot be quantised (an FFT, say), or None.
 

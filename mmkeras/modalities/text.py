@@ -31,6 +31,10 @@ class TextInput(InputConfig):
     encoder: encoder_choice("text") = default_encoder("text_cnn")
     # Training only: each token becomes [UNK] with this probability (`TokenDropout`).
     token_dropout: Rate = 0.0
+    # A text none of whose words the vocabulary holds whole (only word pieces and [UNK]):
+    # `absent` fuses the record as if the text were missing (`KnownWordPresence`), `encode`
+    # encodes its pieces like any text.
+    unknown_text: Literal["absent", "encode"] = "absent"
 
 PAD, UNK = "[PAD]", "[UNK]"  # id 0 is padding: encoders mask it out
 
@@ -122,6 +126,15 @@ class TextModality(Modality):
 
         return TokenDropout(self.cfg.token_dropout, self.state["vocab"].index(UNK),
                             name=f"{self.name}_token_dropout")(x)
+
+    def present(self, x, presence):
+        if self.cfg.unknown_text == "encode":
+            return presence
+        from mmkeras.layers.known_words import KnownWordPresence, word_flags
+
+        vocab = self.state["vocab"]
+        return KnownWordPresence(len(vocab), word_flags(vocab, (PAD, UNK)),
+                                 name=f"{self.name}_known_words")([x, presence])
 
     def feature_spec(self):
         from mmkeras.encoders import FeatureSpec

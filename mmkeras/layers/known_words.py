@@ -1,0 +1,67 @@
+"""A text with no word the vocabulary knows counts as absent."""
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+def word_flags(vocab, reserved):
+    """[len(vocab), 2] float32: column 0 is 1 for a token that starts a word and holds a letter or
+    digit (not `reserved`, not a "##" continuation, not punctuation), column 1 for a continuation."""
+    flags = np.zeros((len(vocab), 2), np.float32)
+    for i, token in enumerate(vocab):
+        if token in reserved:
+            continue
+        if token.startswith("##"):
+            flags[i, 1] = 1.0
+        elif any(c.isalnum() for c in token):
+            flags[i, 0] = 1.0
+    return flags
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class KnownWordPresence(keras.layers.Layer):
+    """(WordPiece ids [B, T], presence [B, 1]) → presence, 0 where the text holds no known word.
+
+    A known word is one the vocabulary holds whole: a word-start token not followed by a "##"
+    continuation. A word the vocabulary never saw still tokenises, into pieces ("kolumbia" →
+    "kol ##umb ##ia"), and a short text made only of such pieces (a new item's name, a language
+    absent from training) gives the encoder features that look like the training texts the
+    pieces came from. Counted as absent, the record is predicted by the other inputs through
+    the path modality dropout trains. Measured on the quality suite's unseen items and
+    languages (README "Quality"). Builtin ops only (GATHER, STRIDED_SLICE, CONCATENATION, MUL,
+    SUB, REDUCE_MAX), in the model, so every exported variant applies the same rule. A word cut
+    by `max_tokens` after its first piece counts as whole: the ids do not show what followed.
+
+    Args:
+        vocab_size: rows of the flag table.
+        flags: `word_flags` of the vocabulary; None when loading (the table is a saved weight).
+
+    Example:
+        presence = KnownWordPresence(len(vocab), word_flags(vocab, ("[PAD]", "[UNK]")))([ids, presence])
+    """
+
+    def __init__(self, vocab_size, flags=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self._initial_flags = flags
+
+    def build(self, input_shape):
+        initial = self._initial_flags
+        self.flags = self.add_weight(
+            name="word_flags", shape=(self.vocab_size, 2), trainable=False,
+            initializer=keras.initializers.Constant(initial) if initial is not None else "zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        ids, presence = inputs
+        flags = tf.gather(self.flags, ids)  # [B, T, 2]
+        starts, continued = flags[:, :, 0], flags[:, :, 1]
+        next_continued = tf.concat([continued[:, 1:], tf.zeros_like(continued[:, :1])], axis=1)
+        known = tf.reduce_max(starts * (1.0 - next_continued), axis=1, keepdims=True)
+        return presence * tf.cast(known, presence.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size}
