@@ -5,16 +5,17 @@ import tf_keras as keras
 
 
 def word_flags(vocab, reserved):
-    """[len(vocab), 2] float32: column 0 is 1 for a token that starts a word and holds a letter or
-    digit (not `reserved`, not a "##" continuation, not punctuation), column 1 for a continuation."""
-    flags = np.zeros((len(vocab), 2), np.float32)
+    """float32 [len(vocab)]: 1 for a token that starts a word and holds a letter or digit (not
+    `reserved`, not punctuation), -1 for a "##" continuation, 0 otherwise. One column, not two
+    flags: the table is a constant in every exported file (8 KB float32 for 2000 tokens)."""
+    flags = np.zeros(len(vocab), np.float32)
     for i, token in enumerate(vocab):
         if token in reserved:
             continue
         if token.startswith("##"):
-            flags[i, 1] = 1.0
+            flags[i] = -1.0
         elif any(c.isalnum() for c in token):
-            flags[i, 0] = 1.0
+            flags[i] = 1.0
     return flags
 
 
@@ -28,8 +29,8 @@ class KnownWordPresence(keras.layers.Layer):
     absent from training) gives the encoder features that look like the training texts the
     pieces came from. Counted as absent, the record is predicted by the other inputs through
     the path modality dropout trains. Measured on the quality suite's unseen items and
-    languages (README "Quality"). Builtin ops only (GATHER, STRIDED_SLICE, CONCATENATION, MUL,
-    SUB, REDUCE_MAX), in the model, so every exported variant applies the same rule. A word cut
+    languages (README "Quality"). Builtin ops only (GATHER, RELU, STRIDED_SLICE, CONCATENATION,
+    MUL, SUB, REDUCE_MAX), in the model, so every exported variant applies the same rule. A word cut
     by `max_tokens` after its first piece counts as whole: the ids do not show what followed.
 
     Args:
@@ -48,14 +49,14 @@ class KnownWordPresence(keras.layers.Layer):
     def build(self, input_shape):
         initial = self._initial_flags
         self.flags = self.add_weight(
-            name="word_flags", shape=(self.vocab_size, 2), trainable=False,
+            name="word_flags", shape=(self.vocab_size,), trainable=False,
             initializer=keras.initializers.Constant(initial) if initial is not None else "zeros")
         super().build(input_shape)
 
     def call(self, inputs):
         ids, presence = inputs
-        flags = tf.gather(self.flags, ids)  # [B, T, 2]
-        starts, continued = flags[:, :, 0], flags[:, :, 1]
+        flags = tf.gather(self.flags, ids)  # [B, T]
+        starts, continued = tf.nn.relu(flags), tf.nn.relu(-flags)
         next_continued = tf.concat([continued[:, 1:], tf.zeros_like(continued[:, :1])], axis=1)
         known = tf.reduce_max(starts * (1.0 - next_continued), axis=1, keepdims=True)
         return presence * tf.cast(known, presence.dtype)
