@@ -144,18 +144,13 @@ def validate_records(manifest, handlers, outputs, log, known_labels=None, chunk_
     def parse(item):
         return _parse_record(item[1], folder, handlers, outputs, known_labels)
 
-    # The first record is parsed on this thread alone. TensorFlow makes an op's eager kernel the
-    # first time the op runs, and eight threads making the same kernels at once crashed the
-    # process (SIGSEGV in strided_slice and pad, under the image header check; about one run
-    # in fifteen on a loaded 2-core machine, seen in CI); afterwards the threads only reuse them.
-    alone = 1
     try:
         while chunk := list(itertools.islice(rows, chunk_size)):
+            # Each record's own checks in the threads, then each handler's batched file check
+            # (TensorFlow, on this thread: see `Modality.parse_value`).
+            parsed = _check_files(chunk, list(pool.map(parse, chunk)), handlers)
             valid = []
             # In manifest order, so `error` mode names the first bad line.
-            parsed = [parse(item) for item in chunk[:alone]]  # before pool.map submits the rest
-            parsed = _check_files(chunk, [*parsed, *pool.map(parse, chunk[alone:])], handlers)
-            alone = 0
             for (line, record), (row, problem) in zip(chunk, parsed):
                 if problem:
                     log.add(manifest, line, *problem)

@@ -129,12 +129,17 @@ class Modality:
         return None if value is None else self.parse_value(value, manifest_dir)
 
     def parse_value(self, value, manifest_dir):
+        """The value as the split holds it, or BadValue. Runs in validation's threads, so no
+        TensorFlow here: TensorFlow makes an op's eager kernel the first time the op runs, and
+        eight threads making the same kernels at once crashed the process (SIGSEGV in
+        strided_slice and pad, about one run in fifteen on a loaded 2-core machine, when the
+        image check decoded here). TensorFlow checks go in `check_files`."""
         return str(value)
 
     def check_files(self, values):
         """Problems found by reading many parsed, present values at once, after each record's
-        `parse` (a batched decode is several times faster than one call per record):
-        position in `values` → reason."""
+        `parse`, on the calling thread (a batched decode is several times faster than one call
+        per record): position in `values` → reason."""
         return {}
 
     def fit(self, values):
