@@ -73,7 +73,8 @@ def numeric_scale(out, targets):
 def inference_model(model, cfg):
     """The trained model with only its main heads, {output: prediction}: what export ships and
     predict runs (auxiliary per-modality heads exist for training). Same layers and weights."""
-    return keras.Model(model.input, {o.name: model.get_layer(o.name).output for o in cfg.outputs}, name="mmkeras")
+    # By output key, not layer name: a fine-tuned copy's head layers are wrapped and renamed ("quant_label").
+    return keras.Model(model.input, {o.name: model.output[o.name] for o in cfg.outputs}, name="mmkeras")
 
 
 def aux_weight(out, cfg):
@@ -129,8 +130,9 @@ def compile_args(cfg, model=None):
     of the target's standard deviation.
     """
     loss, weights, metrics = {}, {}, {}
+    layers = {layer.name: layer for layer in model.layers} if model is not None else {}
     for name, out, weight, _ in heads(cfg):
-        layer = model.get_layer(name) if model is not None else None
+        layer = layers.get(name)  # a fine-tuned copy wraps (and renames) its Dense heads, not Destandardize
         if isinstance(layer, Destandardize):
             loss[name] = StandardizedMSE(layer.std)
         else:

@@ -86,7 +86,10 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["fusion"].update(type="attention", dim=10, heads=4), "fusion: dim=10 must be divisible by heads=4"),
     # Export, against the quantisation variants and formats the exporter has.
     (lambda r: r.update(export={"quantize": ["int9"]}),
-     "export.quantize[0]: expected one of float32, dynamic, float16, int8, int8_mixed, got 'int9' (did you mean 'int8'?)"),
+     "export.quantize[0]: expected one of float32, dynamic, float16, int8, int8_mixed, int8_qat, float32_pruned, "
+     "int8_pruned, got 'int9' (did you mean 'int8'?)"),
+    (lambda r: r.update(export={"prune_sparsity": 1}), "export.prune_sparsity: expected a value in (0, 1), got 1"),
+    (lambda r: r.update(export={"qat_epochs": 0}), "export.qat_epochs: expected a value in (0, 2147483647], got 0"),
     (lambda r: r.update(export={"formats": ["tf_lite"]}), "export.formats[0]: expected one of saved_model, tflite, "
                                                            "got 'tf_lite' (did you mean 'tflite'?)"),
     (lambda r: r.update(export={"representative_samples": 0}),

@@ -23,7 +23,7 @@ from annotated_types import Ge, Gt, Lt
 from mmkeras.config.base import (Bool, NonNegativeInt, Number, PositiveInt, Rate, one_of, section, validate,
                                  with_default_type)
 from mmkeras.encoders.hub import HubParams
-from mmkeras.config.export import FORMATS, QUANTIZATIONS, calibrates
+from mmkeras.config.export import DEFAULT_QUANTIZATIONS, FORMATS, QUANTIZATIONS, calibrates
 from mmkeras.errors import ConfigError, did_you_mean
 from mmkeras.fusion import DEFAULT_FUSION, FUSION_PARAMS, fusion_choice
 from mmkeras.modalities import MODALITIES
@@ -155,15 +155,23 @@ class ExportConfig:
 
     Args:
         formats: saved_model (TF Serving layout) and/or tflite.
-        quantize: the TFLite variants (`mmkeras.config.export.QUANTIZATIONS`).
+        quantize: the TFLite variants (`mmkeras.config.export.QUANTIZATIONS`); by default every
+            one that needs no fine-tuning.
         representative_samples: training records int8 calibrates on.
+        qat_epochs: epochs of quantisation-aware fine-tuning for `int8_qat` (`--qat EPOCHS`).
+        prune_sparsity: share of each prunable layer's weights set to zero for the `_pruned`
+            variants (`--prune SPARSITY`).
+        prune_epochs: epochs of the pruning fine-tune (`--prune-epochs`).
         description, version, author, license: written into every .tflite's metadata (and the
             `.task` bundles) for model viewers, Android Studio and the app; the model's name is `name`.
     """
 
     formats: list[Literal[FORMATS]] = dataclasses.field(default_factory=lambda: list(FORMATS))
-    quantize: list[Literal[QUANTIZATIONS]] = dataclasses.field(default_factory=lambda: list(QUANTIZATIONS))
+    quantize: list[Literal[QUANTIZATIONS]] = dataclasses.field(default_factory=lambda: list(DEFAULT_QUANTIZATIONS))
     representative_samples: NonNegativeInt = 200
+    qat_epochs: PositiveInt = 2
+    prune_sparsity: Annotated[Number, Gt(0), Lt(1)] = 0.5
+    prune_epochs: PositiveInt = 2
     description: str = ""
     version: str = "1"
     author: str = ""

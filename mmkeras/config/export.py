@@ -27,6 +27,9 @@ class Quantization:
         selective: with `calibrated`, each op is int8 only where LiteRT runs it faster in int8
             than in float32 (both timed op by op at export, `mmkeras.export.profile`); the others,
             and the model's float inputs and outputs, stay float32.
+        fine_tune: the variant converts a fine-tuned copy of the trained model
+            (`mmkeras.export.fine_tune.FINE_TUNES`: "qat", "prune"), not the trained model itself.
+        sparse: the converter stores the weights' zeros compactly (`Optimize.EXPERIMENTAL_SPARSITY`).
     """
 
     name: str
@@ -35,6 +38,13 @@ class Quantization:
     weight_type: Optional[str] = None
     calibrated: bool = False
     selective: bool = False
+    fine_tune: Optional[str] = None
+    sparse: bool = False
+
+    @property
+    def exact(self):
+        """Computes what its Keras model computes, to float rounding (so export gates its parity)."""
+        return not (self.optimize or self.calibrated)
 
 
 VARIANTS = {q.name: q for q in (
@@ -50,8 +60,19 @@ VARIANTS = {q.name: q for q in (
     # integer, which accelerators need; this one is for CPUs.
     Quantization("int8_mixed", "int8 where it runs faster than float32 op by op (measured at export), float32 elsewhere; "
                                "float inputs and outputs", optimize=True, calibrated=True, selective=True),
+    # The compressed variants fine-tune a copy of the model first (`export.qat_epochs`,
+    # `export.prune_sparsity`, `export.prune_epochs`), so they are asked for by name or with
+    # `--qat` / `--prune`, never by default.
+    Quantization("int8_qat", "full integer like int8, from a copy fine-tuned with fake-quant nodes "
+                             "(quantisation-aware training)", optimize=True, calibrated=True, fine_tune="qat"),
+    Quantization("float32_pruned", "float32 from a copy whose weights were pruned by magnitude during a fine-tune; "
+                                   "zeros stored sparse", fine_tune="prune", sparse=True),
+    Quantization("int8_pruned", "full integer like int8, from the pruned copy; zeros stored sparse",
+                 optimize=True, calibrated=True, fine_tune="prune", sparse=True),
 )}
 QUANTIZATIONS = tuple(VARIANTS)
+# What `export.quantize` lists when the config does not say: every variant that needs no fine-tuning.
+DEFAULT_QUANTIZATIONS = tuple(name for name, q in VARIANTS.items() if q.fine_tune is None)
 
 
 def calibrates(names):

@@ -3,6 +3,7 @@
 Nothing here retrains: everything comes from RUN_DIR (config.yaml, labels.json,
 vocab/, preprocessing.json, model.keras).
 """
+import copy
 import functools
 
 import numpy as np
@@ -35,13 +36,26 @@ class ExportContext:
     """
 
     def __init__(self, run_dir):
-        self.run, self.cfg, self.prep, model = load_run(run_dir)
+        self.run, self.cfg, self.prep, self.model = load_run(run_dir)
         self.output_names = [o.name for o in self.cfg.outputs]
+        self._splits = None
+        self._use(self.model)
+
+    def _use(self, model):
         self.inference_model = inference_model(model, self.cfg)
         # Inputs whose in-model front-end ships as its own float TFLite model: input name → layer.
         self.frontend_layers = {h.name: self.inference_model.get_layer(h.float_frontend())
                                 for h in self.prep.handlers if h.float_frontend()}
-        self._splits = None
+
+    def with_model(self, model):
+        """This context for another Keras model of the run — a fine-tuned copy (`mmkeras.export.fine_tune`)
+        with the same inputs, outputs and front-ends: same config, splits and samples."""
+        other = copy.copy(self)
+        for cached in ("tflite_model", "frontend_models"):
+            other.__dict__.pop(cached, None)
+        other.model = model
+        other._use(model)
+        return other
 
     @property
     def input_specs(self):

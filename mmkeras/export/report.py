@@ -90,6 +90,7 @@ COLUMNS = [
     ("variant", lambda r, ref: r["variant"]),
     ("size KB", lambda r, ref: f"{r['size_bytes'] / 1024:.1f}"),
     ("size vs float32", lambda r, ref: _ratio(r["size_bytes"], ref and ref["size_bytes"])),
+    ("zipped KB", lambda r, ref: f"{r['zipped_size_bytes'] / 1024:.1f}" if "zipped_size_bytes" in r else "—"),
     ("accuracy", lambda r, ref: _scores(r)),
     ("agreement", lambda r, ref: _agreement(r)),
     ("max diff", lambda r, ref: f"{r['max_abs_diff']:.1e}"),
@@ -107,10 +108,10 @@ def markdown(results, meta, frontends=None):
     title = meta.get("model", "model")
     lines = [f"# TFLite export report: {title}", ""]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
-    first = next(iter(results.values()), None)
-    if first:
-        keras = "; ".join(f"{n} {o['metric']} {o['keras_value']:.3f}" for n, o in first["outputs"].items())
-        lines.append(f"- Keras model: {keras}")
+    trained = next((r for r in results.values() if "fine_tune" not in r), None)
+    if trained:
+        lines.append(f"- Keras model: {_keras_scores(trained)}")
+    lines += _fine_tunes(results)
     for name, f in (frontends or {}).items():
         lines.append(f"- {name} front-end (float32, shared by every TFLite variant): {f['path']}, "
                      f"{f['size_bytes'] / 1024:.1f} KB, {f['latency_ms']:.3f} ms, max diff {f['max_abs_diff']:.1e}")
@@ -123,6 +124,34 @@ def markdown(results, meta, frontends=None):
 
 
 OP_TYPES_SHOWN = 12
+
+
+def _keras_scores(result):
+    return "; ".join(f"{n} {o['metric']} {o['keras_value']:.3f}" for n, o in result["outputs"].items())
+
+
+def _fine_tunes(results):
+    """One line per fine-tuned copy: how it was tuned, what its Keras model scores, its sparsity."""
+    lines, by_method = [], {}
+    for name, r in results.items():
+        if "fine_tune" in r:
+            by_method.setdefault(r["fine_tune"]["method"], []).append(name)
+    for method, names in by_method.items():
+        first = results[names[0]]
+        f = first["fine_tune"]
+        line = (f"- {', '.join(names)}: converted from a copy fine-tuned by {method} for {f['epochs']} epoch(s) "
+                f"at learning rate {f['learning_rate']:g}, epoch {f['kept_epoch']} kept; its Keras model: "
+                f"{_keras_scores(first)} (agreement and max diff are against it)")
+        if "sparsity" in f:
+            line += (f"; {100 * f['sparsity']:.1f}% of the pruned weights are zero ({100 * f['model_sparsity']:.1f}% "
+                     f"of all weights; target {100 * f['target_sparsity']:.0f}%)")
+        lines.append(line)
+    for name, r in results.items():
+        if "sparse_encoding" in r:
+            lines.append(f"- {name}: zeros stored {'sparse' if r['sparse_encoding'] else 'dense'} "
+                         f"({r['sparse_size_bytes'] / 1024:.1f} KB sparse, {r['dense_size_bytes'] / 1024:.1f} KB dense; "
+                         "the smaller is kept)")
+    return lines
 
 
 # A variant scoring this many points under the Keras model on a higher-is-better metric gets a note.

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import zlib
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -60,6 +61,7 @@ class QuantizationConfig:
         selective: int8 only for the ops that run faster in int8 than in float32 (`convert`).
         float_layers: with `selective`, Keras layers whose ops stay float32 whatever their speed:
             those that need more than 8 bits of their input (a layer's `float_in_int8`).
+        sparse: convert with the weights' zeros stored sparse too, and keep the smaller file.
 
     Example:
         converter = tf.lite.TFLiteConverter.from_saved_model(path)
@@ -74,6 +76,7 @@ class QuantizationConfig:
     op_sets: tuple = (BUILTINS,)
     selective: bool = False
     float_layers: tuple = ()
+    sparse: bool = False
 
     @classmethod
     def of(cls, variant, representative_dataset=None, float_layers=()):
@@ -85,7 +88,8 @@ class QuantizationConfig:
         float between DEQUANTIZE and QUANTIZE (TF 2.21, measured); `float_ops` lists them.
         """
         settings = {"optimizations": (tf.lite.Optimize.DEFAULT,) if variant.optimize else (),
-                    "supported_types": (tf.as_dtype(variant.weight_type),) if variant.weight_type else ()}
+                    "supported_types": (tf.as_dtype(variant.weight_type),) if variant.weight_type else (),
+                    "sparse": variant.sparse}
         if not variant.calibrated:
             return cls(variant.name, **settings)
         if representative_dataset is None:
@@ -190,6 +194,8 @@ def convert_variant(saved_model_dir, config, converted=None):
     """
     if config.selective:
         return _convert_selective(saved_model_dir, config, converted or {})
+    if config.sparse:
+        return _convert_sparse(saved_model_dir, config)
     for i, op_set in enumerate(config.op_sets):
         converter = config.configure(tf.lite.TFLiteConverter.from_saved_model(saved_model_dir), op_set)
         try:
@@ -197,6 +203,21 @@ def convert_variant(saved_model_dir, config, converted=None):
         except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
             if i == len(config.op_sets) - 1:
                 raise UserError(f"TFLite {config.name} conversion failed: {_first_line(e)}") from e
+
+
+def _convert_sparse(saved_model_dir, config):
+    """The smaller of the variant with its zeros stored sparse and stored dense.
+
+    The converter's sparse format (`Optimize.EXPERIMENTAL_SPARSITY`: block-sparse weights that
+    DENSIFY ops expand at load) pays for its indices only when enough of a tensor is zero:
+    measured on the demo at 50% sparsity, float32 983.7 KB sparse against 1191.9 KB dense, but
+    int8 392.6 KB sparse against 350.2 KB dense.
+    """
+    dense = convert(saved_model_dir, dataclasses.replace(config, sparse=False))
+    sparse = convert(saved_model_dir, dataclasses.replace(
+        config, sparse=False, optimizations=config.optimizations + (tf.lite.Optimize.EXPERIMENTAL_SPARSITY,)))
+    chosen = sparse if len(sparse) < len(dense) else dense
+    return chosen, {"sparse_encoding": chosen is sparse, "dense_size_bytes": len(dense), "sparse_size_bytes": len(sparse)}
 
 
 # An op stays float when its float32 time is at most this share of its int8 time and it saves at
@@ -498,6 +519,12 @@ def metadata(ctx, config_name, runner):
                            "any input may be absent, but optional ones were seen absent in training",
         "quantized_tensors": f"tensors with a 'quantization' entry are int8: {QUANTIZE_FORMULA}",
     }
+
+
+def zipped_size(tflite_bytes):
+    """Bytes of the file deflated (zlib level 9), as an app store or a zip bundle ships it: what
+    pruned zeros buy where LiteRT's file format and kernels do not use them."""
+    return len(zlib.compress(tflite_bytes, 9))
 
 
 def _write_bytes(path, content):

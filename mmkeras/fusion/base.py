@@ -148,6 +148,11 @@ class FusionLayer:
     def fuse(self, embeddings, presence, training):
         raise NotImplementedError
 
+    def compute_output_shape(self, input_shape):
+        # Keras cannot infer it (the layer takes the presence as a second argument); TF-MOT's
+        # wrappers ask for it to build the fused vector's fake-quant range.
+        return tf.TensorShape([None, self.dim])
+
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "dropout": self.dropout}
 

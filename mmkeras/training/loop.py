@@ -26,11 +26,14 @@ from mmkeras.outputs import output_type
 from mmkeras.run_dir import read_history
 
 
-def compile_model(model, cfg, steps_per_epoch):
-    """AdamW with cosine decay over the planned steps, one loss per head weighted by λ."""
+def compile_model(model, cfg, steps_per_epoch, epochs=None, learning_rate=None):
+    """AdamW with cosine decay over the planned steps, one loss per head weighted by λ.
+
+    `epochs` and `learning_rate` replace `training.epochs` and `training.learning_rate` (a fine-tune).
+    """
     t = cfg.training
     schedule = keras.optimizers.schedules.CosineDecay(
-        t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch), alpha=0.05)
+        learning_rate or t.learning_rate, decay_steps=max(1, (epochs or t.epochs) * steps_per_epoch), alpha=0.05)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay)
     loss, loss_weights, metrics = compile_args(cfg, model)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer. Per-record

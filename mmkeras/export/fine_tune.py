@@ -1,0 +1,318 @@
+"""Fine-tuned copies of a trained model for the compressed TFLite variants, with TF-MOT.
+
+    qat    quantisation-aware training: fake-quant nodes on the weights and activations of
+           every layer TF-MOT's 8-bit scheme knows (Conv2D, Dense, pooling, ...) and on the
+           kernels and output of mmkeras's own layers that hold Dense or convolution kernels
+           (`KernelQuantizeConfig`); the front-ends stay float, since they ship float.
+    prune  magnitude pruning (`prune_low_magnitude`) of every Conv, Dense and Embedding
+           kernel (those inside mmkeras's own layers too), from 0 to `export.prune_sparsity` along a polynomial schedule that ends
+           two thirds of the way through the fine-tune, so the last third trains the survivors.
+
+Both fine-tune the whole training model (auxiliary heads, modality dropout, augmentation:
+what the run trained with) on the train split, with the run's losses at a tenth of its
+learning rate, then strip TF-MOT's wrappers into a plain Keras model that the variants
+convert from like the trained one (`ExportContext.with_model`). `qat` keeps the epoch
+whose validation figure is best (the run's `training.monitor`); `prune` keeps the last,
+the only one at full sparsity.
+
+TF-MOT requires absl-py 1 and mediapipe absl-py 2, so pip cannot install both from one
+requirement set; TF-MOT is installed beside mmkeras with `--no-deps` (README "Install").
+
+Example:
+    tuned, facts = fine_tune(ctx, "qat", epochs=2)
+    ctx.with_model(tuned).tflite_model       # converts to int8_qat
+"""
+import contextlib
+import math
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from mmkeras.errors import TrainingDiverged, UserError
+from mmkeras.registry import Registry
+
+FINE_TUNES = Registry("fine-tune")
+# The fine-tune's peak learning rate, as a share of the run's `training.learning_rate`: TF-MOT's
+# guides fine-tune a trained model at a small rate so the wrappers adjust it, not retrain it.
+LEARNING_RATE_SHARE = 0.1
+TFMOT_INSTALL = "pip install --no-deps tensorflow-model-optimization==0.8.1"
+
+
+def tfmot():
+    """tensorflow_model_optimization, or a one-line error saying how to install it."""
+    try:
+        import tensorflow_model_optimization
+    except ImportError:
+        raise UserError(f"the qat and pruned variants need TF-MOT, which is not installed: {TFMOT_INSTALL} "
+                        "(README \"Install\" says why --no-deps)") from None
+    return tensorflow_model_optimization
+
+
+class FineTune:
+    """One way of fine-tuning a copy of the trained model (a `FINE_TUNES` entry).
+
+    Args:
+        ctx: the run's ExportContext.
+        epochs: fine-tune epochs.
+        steps: training steps in those epochs.
+    """
+
+    keeps_best_epoch = True  # False: the last epoch is the only valid one
+
+    def __init__(self, ctx, epochs, steps):
+        self.ctx, self.epochs, self.steps = ctx, epochs, steps
+
+    def wrap(self, model):
+        """The model with TF-MOT's wrappers, ready to compile (a new model; `model` is not changed)."""
+        raise NotImplementedError
+
+    def callbacks(self):
+        return []
+
+    def strip(self, model):
+        """The fine-tuned wrapped model → a plain Keras model whose variables hold what it learned."""
+        raise NotImplementedError
+
+    def facts(self, model):
+        """What the report says about the stripped model, beyond epochs and learning rate."""
+        return {}
+
+
+def _frozen_frontends(ctx, model):
+    """Freeze the layers whose float front-end ships as its own file (shared by every variant)."""
+    for layer in ctx.frontend_layers.values():
+        model.get_layer(layer.name).trainable = False
+
+
+def _clone_with_weights(model, scope=None):
+    """A fresh single-graph copy of `model` with its weights (TF-MOT's results call some layers twice:
+    their `.output` is then not this model's, which export's cut at the front-ends needs)."""
+    with scope or contextlib.nullcontext():
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _mmkeras_kernels(layer):
+    """(owner, attribute) of every kernel of one of mmkeras's own layers, found in its sublayers:
+    Dense, EinsumDense and convolutions keep theirs in `kernel`."""
+    found = []
+    for sub in layer._flatten_layers(include_self=False):
+        if isinstance(getattr(sub, "kernel", None), tf.Variable) and sub.kernel.trainable:
+            found.append((sub, "kernel"))
+    return found
+
+
+def kernel_quantize_config_class():
+    """`KernelQuantizeConfig`, made on first use (TF-MOT is imported only when a fine-tune runs)."""
+    mot = tfmot()
+    quantizers = mot.quantization.keras.quantizers
+
+    class KernelQuantizeConfig(mot.quantization.keras.QuantizeConfig):
+        """8-bit fake quantisation of an mmkeras layer: the kernels of its sublayers (symmetric,
+        per tensor, as the converter's int8 FULLY_CONNECTED keeps them) and its output."""
+
+        def get_weights_and_quantizers(self, layer):
+            # Found once, at the wrapper's build: each call then replaces the kernels by their
+            # fake-quantised tensors, which are no longer variables to find.
+            self.kernels = _mmkeras_kernels(layer)
+            weight = quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=True, per_axis=False)
+            return [(getattr(owner, attr), weight) for owner, attr in self.kernels]
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            for (owner, attr), value in zip(self.kernels, quantize_weights, strict=True):
+                setattr(owner, attr, value)
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                      narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    return KernelQuantizeConfig
+
+
+@FINE_TUNES.register("qat")
+class QuantizationAware(FineTune):
+    """Quantisation-aware training (`int8_qat`)."""
+
+    def wrap(self, model):
+        mot = tfmot()
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_registry)
+
+        registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+        config_class = kernel_quantize_config_class()
+        annotate = mot.quantization.keras.quantize_annotate_layer
+        float_layers = {layer.name for layer in self.ctx.frontend_layers.values()}
+        annotated = set()
+
+        def choose(layer):
+            """TF-MOT's own configs where it has one; a BatchNormalization after an annotated layer
+            (TF-MOT folds it into the conv or dense before it); mmkeras layers with kernels."""
+            inbound = {getattr(l, "name", None) for node in layer._inbound_nodes
+                       for l in tf.nest.flatten(node.inbound_layers)}
+            if layer.name in float_layers or getattr(layer, "float_in_int8", False):
+                return layer
+            if registry.supports(layer) or (isinstance(layer, keras.layers.BatchNormalization)
+                                            and inbound & annotated):
+                annotated.add(layer.name)
+                return annotate(layer)
+            if type(layer).__module__.startswith("mmkeras.") and _mmkeras_kernels(layer):
+                annotated.add(layer.name)
+                return annotate(layer, quantize_config=config_class())
+            return layer
+
+        self.scope = mot.quantization.keras.quantize_scope({"KernelQuantizeConfig": config_class})
+        with self.scope:
+            marked = keras.models.clone_model(model, clone_function=choose)
+            return mot.quantization.keras.quantize_apply(marked)
+
+    def strip(self, model):
+        # The fake-quant wrappers stay: the converter reads their ranges (and folds them away).
+        return _clone_with_weights(model, self.scope)
+
+
+def _prunable_weights(layer, frozen):
+    """The weights pruning zeroes in one layer: a Conv or Dense kernel, an Embedding's table, the
+    kernels inside one of mmkeras's own layers (fusions, transformer blocks); none in a front-end."""
+    if layer.name in frozen:
+        return []
+    if isinstance(layer, keras.layers.Embedding):
+        return [layer.embeddings]
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense)):
+        return [layer.kernel]
+    if type(layer).__module__.startswith("mmkeras."):
+        return [getattr(owner, attr) for owner, attr in _mmkeras_kernels(layer)]
+    return []
+
+
+@FINE_TUNES.register("prune")
+class Pruning(FineTune):
+    """Magnitude pruning to `export.prune_sparsity` (`float32_pruned`, `int8_pruned`)."""
+
+    keeps_best_epoch = False
+    UPDATES = 8  # sparsity steps along the schedule
+
+    def __init__(self, ctx, epochs, steps):
+        super().__init__(ctx, epochs, steps)
+        self.sparsity = ctx.cfg.export.prune_sparsity
+        self.frozen = {layer.name for layer in ctx.frontend_layers.values()}
+
+    def wrap(self, model):
+        mot = tfmot()
+        every = max(1, (2 * self.steps // 3) // self.UPDATES)
+        schedule = mot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=self.sparsity,
+                                                      begin_step=0, end_step=every * self.UPDATES, frequency=every)
+
+        def choose(layer):
+            weights = _prunable_weights(layer, self.frozen)
+            if not weights:
+                return layer
+            if type(layer).__module__.startswith("mmkeras."):
+                # TF-MOT prunes any layer that says which of its weights to prune.
+                layer.get_prunable_weights = lambda: weights
+            return mot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+        return keras.models.clone_model(model, clone_function=choose)
+
+    def callbacks(self):
+        return [tfmot().sparsity.keras.UpdatePruningStep()]
+
+    def strip(self, model):
+        return _clone_with_weights(tfmot().sparsity.keras.strip_pruning(model))
+
+    def facts(self, model):
+        """The zeros among the pruned weights, and among all the model's float weights."""
+        pruned = [w.numpy() for layer in model.layers for w in _prunable_weights(layer, self.frozen)]
+        everything = [w for w in model.get_weights() if w.dtype.kind == "f"]
+        return {"target_sparsity": self.sparsity, "sparsity": _zeros(pruned), "model_sparsity": _zeros(everything),
+                "pruned_weights": len(pruned)}
+
+
+def _zeros(arrays):
+    total = sum(a.size for a in arrays)
+    return float(sum(int(np.count_nonzero(a == 0)) for a in arrays) / total) if total else 0.0
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best `monitor`.
+
+    Not the state before the first epoch: TF-MOT's activation ranges start at [-6, 6] and
+    are learned in training, so the wrapped model scores nothing meaningful until then.
+    """
+
+    def __init__(self, monitor, mode):
+        super().__init__()
+        self.monitor, self.higher = monitor, mode == "max"
+        self.best_epoch, self.best, self.values = 0, -math.inf if self.higher else math.inf, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise UserError(f"fine-tune: no '{self.monitor}' in the logs ({', '.join(sorted(logs or {}))})")
+        self.values.append(float(value))
+        if (value > self.best) if self.higher else (value < self.best):
+            self.best, self.best_epoch, self.weights = float(value), epoch + 1, self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        self.model.set_weights(self.weights)
+
+
+def wrapped_key(model, key):
+    """A history key of the unwrapped model ("val_label_accuracy") → the wrapped model's: tf_keras
+    names each output's figures after the layer that makes it ("quant_label"), not its key."""
+    heads = dict(zip(sorted(model.output), model.output_names))
+    prefix = "val_" if key.startswith("val_") else ""
+    body = key[len(prefix):]
+    for head in sorted(heads, key=len, reverse=True):
+        if body.startswith(head + "_"):
+            return prefix + heads[head] + body[len(head):]
+    return key
+
+
+def fine_tune(ctx, method, epochs):
+    """A copy of the run's trained model fine-tuned by `method` ("qat" or "prune") → (model, facts).
+
+    The run directory is not written: the copy lives only for the export's conversion.
+    """
+    from mmkeras.training.inputs import fit_inputs, steps_per_epoch
+    from mmkeras.training.loop import compile_model, load_model, monitored_metric
+    from mmkeras.training.strategy import Worker
+
+    cfg = ctx.cfg
+    splits = {"train": ctx.split("train"), "validation": ctx.split("validation")}
+    steps = steps_per_epoch(len(splits["train"]), cfg.training.batch_size)
+    tuner = FINE_TUNES.get(method)(ctx, epochs, steps * epochs)
+    keras.utils.set_random_seed(cfg.training.seed)
+    model = load_model(ctx.run.model)  # a fresh copy: ctx.model keeps the trained weights
+    _frozen_frontends(ctx, model)
+    wrapped = tuner.wrap(model)
+    strategy = tf.distribute.get_strategy()
+    inputs = fit_inputs(strategy, Worker.of(strategy), splits, cfg, ctx.prep)
+    learning_rate = LEARNING_RATE_SHARE * cfg.training.learning_rate
+    compile_model(wrapped, cfg, steps, epochs=epochs, learning_rate=learning_rate)
+    key, mode = monitored_metric(cfg)
+    key = wrapped_key(wrapped, key)
+    callbacks = tuner.callbacks()
+    best = None
+    if tuner.keeps_best_epoch:
+        best = KeepBest(key, mode)
+        callbacks.append(best)
+    history = wrapped.fit(**inputs, epochs=epochs, callbacks=callbacks, verbose=0).history
+    losses = history.get("loss", []) + history.get("val_loss", [])
+    if not all(math.isfinite(v) for v in losses):
+        raise TrainingDiverged(f"the {method} fine-tune diverged (losses {losses}); the trained model is unchanged")
+    tuned = tuner.strip(wrapped)
+    facts = {"method": method, "epochs": epochs, "learning_rate": learning_rate, "monitor": key,
+             "validation": best.values if best else history.get(key),
+             "kept_epoch": best.best_epoch if best else epochs, **tuner.facts(tuned)}
+    return tuned, facts

@@ -1,0 +1,107 @@
+"""`python -m export --qat / --prune`: fine-tuned copies with TF-MOT, converted and verified like the others."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def export(run_dir, *args):
+    return subprocess.run([sys.executable, "-m", "export", run_dir, *args], capture_output=True, text=True, cwd=REPO)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def compressed(tiny_run, tmp_path_factory):
+    """A copy of `tiny_run` exported with QAT and pruning (its own folder: `exported` shares tiny_run's)."""
+    run = str(tmp_path_factory.mktemp("compressed") / "run")
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
+    before = digest(os.path.join(run, "model.keras"))
+    proc = export(run, "--formats", "tflite", "--quantize", "float32", "--samples", "8",
+                  "--qat", "2", "--prune", "0.6", "--prune-epochs", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(os.path.join(run, "export", "report.json")))
+    return run, report, before, proc.stdout
+
+
+def test_qat_and_pruned_variants_are_written_and_verified(compressed):
+    run, report, _, _ = compressed
+    variants = report["variants"]
+    assert list(variants) == ["float32", "int8_qat", "float32_pruned", "int8_pruned"]
+    for name in ("int8_qat", "float32_pruned", "int8_pruned"):
+        for ext in ("tflite", "json", "task"):
+            assert os.path.exists(os.path.join(run, "export", "tflite", f"tiny_{name}.{ext}")), (name, ext)
+        assert 0 < variants[name]["zipped_size_bytes"] < variants[name]["size_bytes"]
+        assert set(variants[name]["ops"]) <= set(variants["float32"]["ops"]) | {"QUANTIZE", "DEQUANTIZE", "DENSIFY"}
+    # The float pruned file is gated like float32, against its own (pruned) Keras model.
+    assert variants["float32_pruned"]["max_abs_diff"] < 1e-4
+    # Full integer, like int8: the accelerators' check runs on both int8 files.
+    for name in ("int8_qat", "int8_pruned"):
+        assert variants[name]["edgetpu"] is not None
+        assert "FULLY_CONNECTED" not in (variants[name]["float_ops"] or {})
+    md = open(os.path.join(run, "export", "report.md")).read()
+    assert "int8_qat: converted from a copy fine-tuned by qat for 2 epoch(s)" in md
+    assert "zipped KB" in md
+
+
+def test_pruning_reaches_its_sparsity_and_qat_keeps_its_best_epoch(compressed):
+    _, report, _, stdout = compressed
+    pruned = report["variants"]["float32_pruned"]["fine_tune"]
+    assert pruned["method"] == "prune" and pruned["epochs"] == 3 and pruned["kept_epoch"] == 3
+    assert pruned["target_sparsity"] == 0.6
+    assert 0.58 <= pruned["sparsity"] <= 0.62, pruned
+    assert report["variants"]["int8_pruned"]["fine_tune"] == pruned  # one fine-tune for both
+    qat = report["variants"]["int8_qat"]["fine_tune"]
+    assert qat["method"] == "qat" and len(qat["validation"]) == 2
+    values = np.array(qat["validation"])
+    best = values.argmax() if qat["monitor"].endswith(("accuracy", "f1")) else values.argmin()
+    assert qat["kept_epoch"] == best + 1
+    assert "qat: kept epoch" in stdout
+
+
+def test_the_trained_model_is_not_changed(compressed):
+    run, _, before, _ = compressed
+    assert digest(os.path.join(run, "model.keras")) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--qat", "0"], "error: --qat: quantisation-aware training needs at least 1 epoch, got 0"),
+    (["--prune", "1.5"], "error: --prune: the share of weights set to zero must be between 0 and 1 (exclusive), got 1.5"),
+    (["--prune", "0.5", "--prune-epochs", "-1"], "error: --prune-epochs: the pruning fine-tune needs at least 1 epoch, got -1"),
+])
+def test_impossible_settings_are_one_line(tiny_run, args, message):
+    proc = export(tiny_run, *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == message
+
+
+def test_wrapped_history_keys_follow_the_wrapped_head_names():
+    import tf_keras as keras
+
+    from mmkeras.export.fine_tune import wrapped_key
+
+    x = keras.Input((3,))
+    model = keras.Model(x, {"label": keras.layers.Dense(2, name="quant_label")(x),
+                            "label_from_image": keras.layers.Dense(2, name="quant_label_from_image")(x)})
+    assert wrapped_key(model, "val_label_accuracy") == "val_quant_label_accuracy"
+    assert wrapped_key(model, "val_label_from_image_loss") == "val_quant_label_from_image_loss"
+    assert wrapped_key(model, "val_loss") == "val_loss"
+
+
+def test_without_tfmot_the_fine_tunes_say_how_to_install_it(monkeypatch):
+    from mmkeras.errors import UserError
+    from mmkeras.export.fine_tune import TFMOT_INSTALL, tfmot
+
+    monkeypatch.setitem(sys.modules, "tensorflow_model_optimization", None)  # import then raises ImportError
+    with pytest.raises(UserError, match="TF-MOT, which is not installed") as error:
+        tfmot()
+    assert TFMOT_INSTALL in str(error.value) and "\n" not in str(error.value)
