@@ -1,13 +1,15 @@
-"""int8 against float32 on trained runs: export each, re-time the variant files interleaved, print a table.
+"""Every compressed variant against float32 on trained runs: export each, re-time the files interleaved, tabulate.
 
     python bench/compression.py runs/demo runs/quality/work/v3/*/all/mmkeras/run
-    python bench/compression.py --no-export RUN_DIR ...     # reuse each run's export/report.json
+    python bench/compression.py --no-fine-tune RUN_DIR ...   # post-training variants only (no --qat/--prune)
+    python bench/compression.py --no-export RUN_DIR ...      # reuse each run's export/report.json
 
-For every run: `python -m export RUN --formats tflite --quantize float32,int8,int8_mixed` (what a
-user runs), then the three variant files re-timed interleaved — round robin over the test
-records' front-end features, one LiteRT thread, medians — because the export verifies the
-variants one after another, which a busy machine skews. Sizes, accuracy and the ops kept float
-come from the export's report.json. Writes OUT/compression.jsonl and prints the Markdown table.
+For every run: `python -m export RUN --formats tflite --quantize float32,int8,int8_mixed --qat 2
+--prune 0.5` (what a user runs), then every variant file re-timed interleaved — round robin over
+the test records' front-end features, one LiteRT thread, medians — because the export verifies
+the variants one after another, which a busy machine skews. Sizes, zipped sizes, accuracy, the
+ops kept float and the fine-tunes' facts come from the export's report.json. Writes
+OUT/compression.jsonl and prints the Markdown table (one row per run and variant).
 """
 import argparse
 import json
@@ -20,11 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("float32", "int8", "int8_mixed")
+POST_TRAINING = ("float32", "int8", "int8_mixed")
+FINE_TUNED = ("int8_qat", "float32_pruned", "int8_pruned")
+QAT_EPOCHS, PRUNE_SPARSITY = "2", "0.5"  # export.qat_epochs and export.prune_sparsity's defaults
 
 
-def export(run_dir):
-    command = [sys.executable, "-m", "export", str(run_dir), "--formats", "tflite", "--quantize", ",".join(VARIANTS)]
+def export(run_dir, fine_tune):
+    command = [sys.executable, "-m", "export", str(run_dir), "--formats", "tflite", "--quantize", ",".join(POST_TRAINING)]
+    if fine_tune:
+        command += ["--qat", QAT_EPOCHS, "--prune", PRUNE_SPARSITY]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     if result.returncode != 0:
@@ -32,7 +38,8 @@ def export(run_dir):
 
 
 def measure(run_dir, samples, repeats):
-    """{"variants": {v: {"ms", "size_bytes", "accuracy"...}}, "kept_float": [...]} of one exported run."""
+    """{"variants": {v: {"ms", "size_bytes", "zipped_size_bytes", "value"...}}, ...} of one exported run:
+    every variant its report.json lists."""
     from bench.export_bench import file_task, frontend_runners, variant_path
     from bench.timing import interleave
     from mmkeras.export.context import ExportContext
@@ -45,36 +52,48 @@ def measure(run_dir, samples, repeats):
     split = "test" if ctx.cfg.data.test else "validation"
     inputs = [x for x, _ in ctx.samples(split, samples)]
     frontends = frontend_runners(run_dir, report)
-    tasks = {}
-    for variant in VARIANTS:
-        file = LiteRTRunner(variant_path(run_dir, report, variant), num_threads=1)
-        tasks[variant] = file_task(TFLitePipeline(file, frontends), inputs)
+    names = [v for v in (*POST_TRAINING, *FINE_TUNED) if v in report["variants"]]
+    tasks = {v: file_task(TFLitePipeline(LiteRTRunner(variant_path(run_dir, report, v), num_threads=1), frontends),
+                          inputs) for v in names}
     timings = interleave(tasks, repeats)
     variants = {}
-    for variant in VARIANTS:
+    for variant in names:
         v = report["variants"][variant]
         first = next(iter(v["outputs"].values()))
         variants[variant] = {"ms": 1000 * timings[variant].median, "size_bytes": v["size_bytes"],
-                             "metric": first["metric"], "value": first["value"],
-                             "agreement": first.get("agreement")}
-    return {"run": str(run_dir), "model": report["meta"]["model"], "variants": variants,
-            "kept_float": [k["op"] for k in report["variants"]["int8_mixed"].get("kept_float", [])]}
+                             "zipped_size_bytes": v.get("zipped_size_bytes"),
+                             "metric": first["metric"], "value": first["value"], "keras_value": first["keras_value"],
+                             "agreement": first.get("agreement"),
+                             "kept_float": [k["op"] for k in v.get("kept_float") or []],
+                             "fine_tune": v.get("fine_tune"), "sparse_encoding": v.get("sparse_encoding")}
+    return {"run": run_dir, "model": report["meta"]["model"], "variants": variants}
+
+
+def _notes(v):
+    notes = []
+    if v["kept_float"]:
+        kept = {op: v["kept_float"].count(op) for op in v["kept_float"]}
+        notes.append("float: " + ", ".join(f"{op}×{n}" if n > 1 else op for op, n in kept.items()))
+    tune = v.get("fine_tune")
+    if tune:
+        notes.append(f"{tune['method']} {tune['epochs']} ep; its Keras {v['keras_value']:.3f}")
+        if "sparsity" in tune:
+            notes.append(f"{100 * tune['sparsity']:.0f}% zeros, stored {'sparse' if v['sparse_encoding'] else 'dense'}")
+    return "; ".join(notes)
 
 
 def table(rows):
-    lines = ["| model | float32 ms | int8 ms (× float32) | int8_mixed ms (× float32) | size × float32 (int8 / mixed) "
-             "| metric: float32 / int8 / mixed | ops kept float in int8_mixed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | variant | ms | × float32 ms | size × float32 | zipped × float32 | metric | Δ pt vs float32 | notes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        v = row["variants"]
-        f32 = v["float32"]
-        cells = [row["model"], f"{f32['ms']:.3f}"]
-        cells += [f"{v[n]['ms']:.3f} ({v[n]['ms'] / f32['ms']:.2f})" for n in ("int8", "int8_mixed")]
-        cells.append(" / ".join(f"{v[n]['size_bytes'] / f32['size_bytes']:.2f}" for n in ("int8", "int8_mixed")))
-        cells.append(f"{f32['metric']} " + " / ".join(f"{v[n]['value']:.3f}" for n in VARIANTS))
-        kept = {op: row["kept_float"].count(op) for op in row["kept_float"]}
-        cells.append(", ".join(f"{op}×{n}" if n > 1 else op for op, n in kept.items()) or "none")
-        lines.append("| " + " | ".join(cells) + " |")
+        f32 = row["variants"]["float32"]
+        for name, v in row["variants"].items():
+            zipped = (f"{v['zipped_size_bytes'] / f32['zipped_size_bytes']:.2f}"
+                      if v.get("zipped_size_bytes") and f32.get("zipped_size_bytes") else "—")
+            cells = [row["model"], name, f"{v['ms']:.3f}", f"{v['ms'] / f32['ms']:.2f}",
+                     f"{v['size_bytes'] / f32['size_bytes']:.2f}", zipped, f"{v['metric']} {v['value']:.3f}",
+                     f"{100 * (v['value'] - f32['value']):+.1f}", _notes(v)]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -82,6 +101,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories written by train.py")
     parser.add_argument("--no-export", dest="export", action="store_false", help="use each run's existing export")
+    parser.add_argument("--no-fine-tune", dest="fine_tune", action="store_false",
+                        help=f"export without --qat/--prune (only {', '.join(POST_TRAINING)})")
     parser.add_argument("--samples", type=int, default=20, help="test records timed round robin (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=200, help="timed invokes per variant (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/compression", help="default: %(default)s")
@@ -93,11 +114,11 @@ def main(argv=None):
     rows = []
     for run_dir in args.runs:
         if args.export:
-            export(run_dir)
+            export(run_dir, args.fine_tune)
         rows.append(measure(run_dir, args.samples, args.repeats))
         with open(args.out / "compression.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(rows[-1]) + "\n")
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
+        print("\n".join(table(rows[-1:]).splitlines()[2:]), flush=True)
     print(table(rows))
     return 0
 

@@ -10,6 +10,7 @@ compares the variant files; the end-to-end ratio (front-end included) is reporte
 import collections
 import functools
 import os
+import shutil
 import tempfile
 
 import tf_keras as keras
@@ -194,6 +195,57 @@ def constant_bytes(path):
             "quantization_param_bytes": quant_params, "tensor_name_bytes": names,
             "other_bytes": len(content) - sum(by_type.values()) - quant_params - names,
             "largest_float_constants": sorted(floats, key=lambda c: -c["bytes"])[:5]}
+
+
+# === Compression: QAT and pruning against post-training int8 ===
+
+# What the benchmark asks the export for: the defaults of `export.qat_epochs` and
+# `export.prune_sparsity` (mmkeras/config), written out so the figures say what they measured.
+QAT_EPOCHS, PRUNE_SPARSITY = 2, 0.5
+COMPRESSED = ("int8", "int8_qat", "float32_pruned", "int8_pruned")
+
+
+@BENCHMARKS.register("compression")
+def compression(ctx):
+    """int8 after quantisation-aware training and the pruned variants, side by side with post-training
+    int8 and float32: one `python -m export --qat --prune` of a copy of the trained run (the harness's
+    own export stays as it was), every variant file re-timed interleaved; sizes and accuracy from its
+    report.json."""
+    from mmkeras.io import read_json
+    from mmkeras.run_dir import ExportDir
+
+    from bench.context import run_python
+
+    run_dir = os.path.join(ctx.work_dir, "compressed")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.copytree(ctx.trained_run(), run_dir, ignore=shutil.ignore_patterns("export"))
+    print(f"  exporting {run_dir} with --qat {QAT_EPOCHS} --prune {PRUNE_SPARSITY} "
+          f"(log: {ctx.logs}/export-compressed.log)", flush=True)
+    child = run_python(["-m", "export", run_dir, "--formats", "tflite", "--quantize", "float32,int8",
+                        "--qat", str(QAT_EPOCHS), "--prune", str(PRUNE_SPARSITY)],
+                       os.path.join(ctx.logs, "export-compressed.log"))
+    report = read_json(ExportDir(RunDir(run_dir).export).report("json"))
+    inputs = latency_inputs(ctx)
+    frontends = frontend_runners(run_dir, report)
+    tasks = {variant: file_task(TFLitePipeline(LiteRTRunner(variant_path(run_dir, report, variant), num_threads=1),
+                                               frontends), inputs)
+             for variant in ("float32", *COMPRESSED)}
+    ms, timings = latency_ms(tasks, ctx)
+    variants = report["variants"]
+    reference = variants["float32"]
+    values = {"compression_export_wall_s": child.wall_s}
+    for variant in COMPRESSED:
+        key = f"compression_{variant}"
+        values.update({f"{key}_latency_ratio": ratio(ms[variant], ms["float32"]),
+                       f"{key}_size_ratio": ratio(variants[variant]["size_bytes"], reference["size_bytes"]),
+                       f"{key}_zipped_ratio": ratio(variants[variant]["zipped_size_bytes"],
+                                                    reference["zipped_size_bytes"]),
+                       f"{key}_accuracy_delta_pt": accuracy_delta_pt(reference, variants[variant])})
+    raw = {"latency_ms": ms, "timings": timings,
+           "variants": {name: {"size_bytes": v["size_bytes"], "zipped_size_bytes": v["zipped_size_bytes"],
+                               "scores": primary_scores(v), "fine_tune": v.get("fine_tune"),
+                               "sparse_encoding": v.get("sparse_encoding")} for name, v in variants.items()}}
+    return values, raw
 
 
 # === Keras predict against TFLite ===
