@@ -78,16 +78,22 @@ FIGURES = [
     # `compression`: one export with --qat 2 --prune 0.5, its files timed interleaved (bench/export_bench.py).
     Figure("compression_int8_latency_ratio", "batch-1 median latency, LiteRT 1 thread: post-training int8 ÷ float32 "
            "file, timed with the QAT and pruned files below"),
+    Figure("compression_int8_size_ratio", "file size: post-training int8 ÷ float32 (that export)", fmt=".3f"),
+    Figure("compression_int8_accuracy_delta_pt", "test accuracy, post-training int8 − float32 (that export), in points",
+           fmt="+.2f"),
     Figure("compression_int8_qat_latency_ratio", "the same: int8 after 2 epochs of quantisation-aware training ÷ "
            "float32", Goal("<=", 0.5)),
     Figure("compression_int8_qat_size_ratio", "file size: int8_qat ÷ float32", Goal("<=", 0.27), ".3f"),
     Figure("compression_int8_qat_accuracy_delta_pt", "test accuracy, int8_qat − float32 TFLite, in points",
            Goal(">=", -0.2), "+.2f"),
     Figure("compression_float32_pruned_latency_ratio", "batch-1 median latency: float32 pruned to 50% zeros ÷ float32"),
+    Figure("compression_float32_pruned_size_ratio", "file size: float32_pruned (zeros stored sparse when smaller) "
+           "÷ float32", fmt=".3f"),
     Figure("compression_float32_pruned_zipped_ratio", "zipped file size (deflate): float32_pruned ÷ float32", fmt=".3f"),
     Figure("compression_float32_pruned_accuracy_delta_pt", "test accuracy, float32_pruned − float32, in points",
            fmt="+.2f"),
     Figure("compression_int8_pruned_latency_ratio", "batch-1 median latency: int8 of the pruned model ÷ float32"),
+    Figure("compression_int8_pruned_size_ratio", "file size: int8_pruned ÷ float32", fmt=".3f"),
     Figure("compression_int8_pruned_zipped_ratio", "zipped file size: int8_pruned ÷ float32", fmt=".3f"),
     Figure("compression_int8_pruned_accuracy_delta_pt", "test accuracy, int8_pruned − float32, in points",
            fmt="+.2f"),

@@ -434,3 +434,34 @@ def test_report_notes_a_variant_that_loses_accuracy(results):
             f"{label['keras_value']:.3f}") in markdown(worse, {"model": "tiny"}).splitlines()
     same = {"int8": {**results["int8"], "outputs": {"label": {**label, "value": label["keras_value"] - 0.004}}}}
     assert "points under" not in markdown(same, {"model": "tiny"})
+
+
+def test_the_known_word_rule_survives_full_int8(tmp_path):
+    """The gathered flags once held -1 for a continuation, and int8 takes its range from the
+    calibration records: training texts, whose words the vocabulary (learned on them) mostly holds
+    whole, so no -1 was seen and it was clamped to 0 — in int8 every text with a word start counted
+    as known (emoji_vendors int8 -3.8 points). Calibrated on known words only, the layer converted
+    like the int8 variant must still give Keras's flags on unseen ones."""
+    import tf_keras as keras
+
+    from mmkeras.export.saved_model import save_tensor_model
+    from mmkeras.layers.known_words import KnownWordPresence, word_flags
+    from mmkeras.modalities.text import PAD, UNK, Tokenizer
+    from mmkeras.runtime import LiteRTRunner
+
+    vocab = [PAD, UNK, ":", "flag", "germany", "kol", "##umb", "##ia", "##ga", "2"]
+    texts = ["flag: Germany", "Flagga: Kolumbia", "kolumbia", "flagga 2", "flaggor flag", "flagga", "germany"]
+    ids = Tokenizer(vocab, max_tokens=6)(texts).numpy()
+    present = np.ones((len(texts), 1), np.float32)
+    inputs = {"ids": keras.Input((6,), dtype="int32", name="ids"), "present": keras.Input((1,), name="present")}
+    layer = KnownWordPresence(len(vocab), word_flags(vocab, (PAD, UNK)))
+    model = keras.Model(inputs, {"known": layer([inputs["ids"], inputs["present"]])})
+    samples = [({"ids": ids[i:i + 1], "present": present[i:i + 1]}, None) for i in range(len(texts))]
+    saved = save_tensor_model(model, str(tmp_path / "known_words"))
+    known_only = [samples[0], samples[4], samples[6]]  # no "##" piece
+    calibration = tflite.representative_dataset(known_only, tflite.signature_input_names(saved))
+    lite = LiteRTRunner(tflite.convert(saved, tflite.quantization_config("int8", calibration)))
+    expected = model({"ids": ids, "present": present})["known"].numpy().ravel()
+    np.testing.assert_array_equal(expected, [1, 0, 0, 1, 1, 0, 1])
+    got = [float(lite(x)["known"].ravel()[0]) for x, _ in samples]
+    np.testing.assert_allclose(got, expected, atol=0.02)

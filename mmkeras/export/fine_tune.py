@@ -111,14 +111,16 @@ def kernel_quantize_config_class():
 
     class KernelQuantizeConfig(mot.quantization.keras.QuantizeConfig):
         """8-bit fake quantisation of an mmkeras layer: the kernels of its sublayers (symmetric,
-        per tensor, as the converter's int8 FULLY_CONNECTED keeps them) and its output."""
+        per output channel, as TF 2.21's converter quantises FULLY_CONNECTED and CONV_2D weights)
+        and its output."""
 
         def get_weights_and_quantizers(self, layer):
             # Found once, at the wrapper's build: each call then replaces the kernels by their
             # fake-quantised tensors, which are no longer variables to find.
             self.kernels = _mmkeras_kernels(layer)
-            weight = quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=True, per_axis=False)
-            return [(getattr(owner, attr), weight) for owner, attr in self.kernels]
+            return [(getattr(owner, attr), quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=True,
+                                                                        per_axis=True))
+                    for owner, attr in self.kernels]
 
         def get_activations_and_quantizers(self, layer):
             return []
@@ -295,7 +297,11 @@ def fine_tune(ctx, method, epochs):
     keras.utils.set_random_seed(cfg.training.seed)
     model = load_model(ctx.run.model)  # a fresh copy: ctx.model keeps the trained weights
     _frozen_frontends(ctx, model)
-    wrapped = tuner.wrap(model)
+    try:
+        wrapped = tuner.wrap(model)
+    except (ValueError, TypeError, NotImplementedError) as e:  # a layer TF-MOT's wrappers cannot take
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise UserError(f"the {method} fine-tune cannot wrap this model's layers: {reason[:300]}") from e
     strategy = tf.distribute.get_strategy()
     inputs = fit_inputs(strategy, Worker.of(strategy), splits, cfg, ctx.prep)
     learning_rate = LEARNING_RATE_SHARE * cfg.training.learning_rate
