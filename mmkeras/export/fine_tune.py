@@ -110,16 +110,19 @@ def kernel_quantize_config_class():
     quantizers = mot.quantization.keras.quantizers
 
     class KernelQuantizeConfig(mot.quantization.keras.QuantizeConfig):
-        """8-bit fake quantisation of an mmkeras layer: the kernels of its sublayers (symmetric,
-        per output channel, as TF 2.21's converter quantises FULLY_CONNECTED and CONV_2D weights)
-        and its output."""
+        """8-bit fake quantisation of an mmkeras layer: the kernels of its sublayers and its output.
+
+        Kernels per tensor, as TF-MOT's own Dense config: per channel (what the converter then
+        stores) the MLIR converter refuses the fake-quant node behind a MatMul ("'tfl.transpose'
+        op has mismatched quantized axes"; TF 2.21, measured). The converter quantises the
+        trained weights again, per channel, from their float values."""
 
         def get_weights_and_quantizers(self, layer):
             # Found once, at the wrapper's build: each call then replaces the kernels by their
             # fake-quantised tensors, which are no longer variables to find.
             self.kernels = _mmkeras_kernels(layer)
             return [(getattr(owner, attr), quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=True,
-                                                                        per_axis=True))
+                                                                        per_axis=False))
                     for owner, attr in self.kernels]
 
         def get_activations_and_quantizers(self, layer):
