@@ -29,7 +29,8 @@ class Quantization:
             and the model's float inputs and outputs, stay float32.
         fine_tune: the variant converts a fine-tuned copy of the trained model
             (`mmkeras.export.fine_tune.FINE_TUNES`: "qat", "prune"), not the trained model itself.
-        sparse: the converter stores the weights' zeros compactly (`Optimize.EXPERIMENTAL_SPARSITY`).
+        sparse: converted with the weights' zeros stored sparse (`Optimize.EXPERIMENTAL_SPARSITY`)
+            and dense, and the smaller file kept.
     """
 
     name: str
@@ -66,8 +67,8 @@ VARIANTS = {q.name: q for q in (
     Quantization("int8_qat", "full integer like int8, from a copy fine-tuned with fake-quant nodes "
                              "(quantisation-aware training)", optimize=True, calibrated=True, fine_tune="qat"),
     Quantization("float32_pruned", "float32 from a copy whose weights were pruned by magnitude during a fine-tune; "
-                                   "zeros stored sparse", fine_tune="prune", sparse=True),
-    Quantization("int8_pruned", "full integer like int8, from the pruned copy; zeros stored sparse",
+                                   "zeros stored sparse when that makes the file smaller", fine_tune="prune", sparse=True),
+    Quantization("int8_pruned", "full integer like int8, from the pruned copy; zeros stored sparse when smaller",
                  optimize=True, calibrated=True, fine_tune="prune", sparse=True),
 )}
 QUANTIZATIONS = tuple(VARIANTS)
