@@ -94,14 +94,17 @@ class RunDir:
 
     def check_resume(self, config):
         """Refuse to resume the backup of a run whose saved config differs from `config` (a plain dict,
-        `config_to_dict`) in anything but `training.epochs`: its weights may not even fit the new model."""
+        `config_to_dict`) in anything but `training.epochs` and the `export` section: its weights may not
+        even fit the new model."""
         import yaml
 
         if not os.path.exists(self.config):
             return
         with open(self.config, encoding="utf-8") as f:
             saved = yaml.safe_load(f)
-        changed = _differences(_plain(saved), _plain(config), ignore={"training.epochs"})
+        # `export` acts after training: its keys (and keys a newer mmkeras adds there) cannot change
+        # what the backup holds.
+        changed = _differences(_plain(saved), _plain(config), ignore={"training.epochs", "export"})
         if changed:
             shown = "; ".join(f"{key}: {old!r} → {new!r}" for key, old, new in changed[:3])
             more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
@@ -222,7 +225,10 @@ def _plain(value):
 
 
 def _differences(old, new, ignore=(), prefix=""):
-    """[(dotted key, old value, new value)] where two plain config dicts differ, `ignore` keys left out."""
+    """[(dotted key, old value, new value)] where two plain config dicts differ, `ignore` keys (and
+    everything under an ignored section) left out."""
+    if prefix.rstrip(".") in ignore:
+        return []
     if isinstance(old, dict) and isinstance(new, dict):
         found = []
         for key in list(old) + [k for k in new if k not in old]:

@@ -263,3 +263,24 @@ def test_a_model_too_large_for_memory_is_one_line_and_costs_no_previous_run(tiny
                                                     "when allocating tensor with shape["), last
     assert sorted(p.name for p in previous.iterdir()) == ["model.keras"]
     assert (previous / "model.keras").read_text() == "the previous run's model"
+
+
+def test_a_backup_resumes_whatever_the_export_section_says(tmp_path):
+    """Export acts after training: a config saved before a release added export keys (qat_epochs...)
+    or with other variants listed still resumes; a model key still refuses."""
+    import yaml
+
+    from mmkeras.errors import UserError
+    from mmkeras.run_dir import RunDir
+
+    run = RunDir(str(tmp_path / "run"))
+    os.makedirs(run.path)
+    saved = {"fusion": {"type": "concat", "dim": 16}, "training": {"epochs": 3},
+             "export": {"quantize": ["float32"], "representative_samples": 200}}
+    with open(run.config, "w", encoding="utf-8") as f:
+        yaml.safe_dump(saved, f)
+    newer = {**saved, "training": {"epochs": 9},
+             "export": {"quantize": ["float32", "int8_qat"], "representative_samples": 200, "qat_epochs": 2}}
+    run.check_resume(newer)
+    with pytest.raises(UserError, match=r"another config \(fusion.dim: 16 → 12\)"):
+        run.check_resume({**newer, "fusion": {"type": "concat", "dim": 12}})
