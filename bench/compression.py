@@ -40,11 +40,10 @@ def export(run_dir, fine_tune):
 def measure(run_dir, samples, repeats):
     """{"variants": {v: {"ms", "size_bytes", "zipped_size_bytes", "value"...}}, ...} of one exported run:
     every variant its report.json lists."""
-    from bench.export_bench import file_task, frontend_runners, variant_path
+    from bench.export_bench import file_task, frontend_runners, variant_pipeline
     from bench.timing import interleave
     from mmkeras.export.context import ExportContext
     from mmkeras.run_dir import RunDir
-    from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
     run_dir = str(run_dir)
     report = json.loads(Path(RunDir(run_dir).export, "report.json").read_text(encoding="utf-8"))
@@ -53,8 +52,7 @@ def measure(run_dir, samples, repeats):
     inputs = [x for x, _ in ctx.samples(split, samples)]
     frontends = frontend_runners(run_dir, report)
     names = [v for v in (*POST_TRAINING, *FINE_TUNED) if v in report["variants"]]
-    tasks = {v: file_task(TFLitePipeline(LiteRTRunner(variant_path(run_dir, report, v), num_threads=1), frontends),
-                          inputs) for v in names}
+    tasks = {v: file_task(variant_pipeline(run_dir, report, v, frontends), inputs) for v in names}
     timings = interleave(tasks, repeats)
     variants = {}
     for variant in names:

@@ -39,6 +39,11 @@ def frontend_runners(run_dir, report):
             for name, f in report.get("frontends", {}).items()}
 
 
+def variant_pipeline(run_dir, report, variant, frontends):
+    """A variant's file behind its front-ends, in LiteRT on one thread, as an app runs it."""
+    return TFLitePipeline(LiteRTRunner(variant_path(run_dir, report, variant), num_threads=1), frontends)
+
+
 def file_task(pipeline, inputs):
     """A latency task timing the variant's file alone, on inputs prepared beforehand
     (`TFLitePipeline.file_feed`: quantising in numpy is not the file's time)."""
@@ -112,7 +117,7 @@ def int8_latency(ctx, report):
     for variant in ("float32", "int8", "int8_mixed"):
         if variant not in report["variants"]:  # int8_mixed: exports before 2026-12-06 lack it
             continue
-        pipeline = TFLitePipeline(LiteRTRunner(variant_path(ctx.run_dir, report, variant), num_threads=1), frontends)
+        pipeline = variant_pipeline(ctx.run_dir, report, variant, frontends)
         tasks[variant] = file_task(pipeline, inputs)
         tasks[f"{variant}_end_to_end"] = cycling(pipeline, inputs)
     for name, runner in frontends.items():
@@ -228,8 +233,7 @@ def compression(ctx):
     report = read_json(ExportDir(RunDir(run_dir).export).report("json"))
     inputs = latency_inputs(ctx)
     frontends = frontend_runners(run_dir, report)
-    tasks = {variant: file_task(TFLitePipeline(LiteRTRunner(variant_path(run_dir, report, variant), num_threads=1),
-                                               frontends), inputs)
+    tasks = {variant: file_task(variant_pipeline(run_dir, report, variant, frontends), inputs)
              for variant in ("float32", *COMPRESSED)}
     ms, timings = latency_ms(tasks, ctx)
     variants = report["variants"]
@@ -260,7 +264,7 @@ def predict(ctx):
     model = ctx.export_context.inference_model
     frontends = frontend_runners(ctx.run_dir, report)
     # End to end on both sides: Keras computes the log-mel inside the model.
-    lite = TFLitePipeline(LiteRTRunner(variant_path(ctx.run_dir, report, "float32"), num_threads=1), frontends)
+    lite = variant_pipeline(ctx.run_dir, report, "float32", frontends)
     inputs = latency_inputs(ctx)
     ms, timings = latency_ms({"keras_predict": cycling(lambda x: model.predict(x, verbose=0), inputs),
                               "tflite_float32": cycling(lite, inputs)}, ctx)

@@ -144,13 +144,16 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
                                       "path": os.path.relpath(path, export_dir)}
             step(f"  {name} front-end: {len(model_bytes) / 1024:.1f} KB, "
                  f"{frontend_results[name]['latency_ms']:.2f} ms, max |diff| {frontend_results[name]['max_abs_diff']:.1e}")
+        # Read once for every model: a fine-tuned copy's front-ends are the trained model's (frozen).
+        calibration = ([(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
+                       if calibrates(quantize) else None)
         for method in dict.fromkeys(VARIANTS[name].fine_tune for name in quantize):
             names = [name for name in quantize if VARIANTS[name].fine_tune == method]
             model_ctx, outputs, facts = ctx, keras_outputs, None
             if method is not None:
                 model_ctx, facts = fine_tuned(ctx, method)
                 outputs = [model_ctx.keras_predict(x) for x, _ in samples]
-            export_variants(model_ctx, export_dir, names, n_calibration, samples, outputs, frontends,
+            export_variants(model_ctx, export_dir, names, calibration, samples, outputs, frontends,
                             os.path.join(tmp, method or "trained"), results, facts)
     return frontend_results
 
@@ -169,11 +172,13 @@ def fine_tuned(ctx, method):
     return tuned, facts
 
 
-def export_variants(ctx, export_dir, names, n_calibration, samples, keras_outputs, frontends, tmp, results,
+def export_variants(ctx, export_dir, names, calibration_samples, samples, keras_outputs, frontends, tmp, results,
                     fine_tune=None):
     """Convert, save and verify the variants `names` of one Keras model (`ctx.model`) into `results`.
 
     Args:
+        calibration_samples: training records in the TFLite models' input format, for the calibrated
+            variants (None when `names` has none).
         keras_outputs: that model's outputs on `samples`, which its variants are verified against.
         frontends: input name → its front-end's LiteRTRunner (shared by every variant).
         tmp: a folder for the model's tensor SavedModel.
@@ -191,8 +196,7 @@ def export_variants(ctx, export_dir, names, n_calibration, samples, keras_output
     tensor_model = save_tensor_model(ctx.tflite_model, tmp)
     calibration = None
     if calibrates(names):
-        train = [(ctx.tflite_inputs(x), y) for x, y in ctx.samples("train", n_calibration)]
-        calibration = representative_dataset(train, signature_input_names(tensor_model))
+        calibration = representative_dataset(calibration_samples, signature_input_names(tensor_model))
     # Variant → its bytes as converted (no metadata yet): int8_mixed times these rather than
     # convert again, and their op profiles (cached by content) serve the report and that choice.
     converted = {}

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from mmkeras.errors import TrainingDiverged, UserError
+from mmkeras.errors import TrainingDiverged, UserError, op_error_reason
 from mmkeras.registry import Registry
 
 FINE_TUNES = Registry("fine-tune")
@@ -63,6 +63,13 @@ class FineTune:
 
     def __init__(self, ctx, epochs, steps):
         self.ctx, self.epochs, self.steps = ctx, epochs, steps
+        # The layers whose float front-end ships as its own file, shared by every variant: frozen,
+        # and neither quantised nor pruned.
+        self.frontends = {layer.name for layer in ctx.frontend_layers.values()}
+
+    def freeze_frontends(self, model):
+        for name in self.frontends:
+            model.get_layer(name).trainable = False
 
     def wrap(self, model):
         """The model with TF-MOT's wrappers, ready to compile (a new model; `model` is not changed)."""
@@ -80,12 +87,6 @@ class FineTune:
         return {}
 
 
-def _frozen_frontends(ctx, model):
-    """Freeze the layers whose float front-end ships as its own file (shared by every variant)."""
-    for layer in ctx.frontend_layers.values():
-        model.get_layer(layer.name).trainable = False
-
-
 def _clone_with_weights(model, scope=None):
     """A fresh single-graph copy of `model` with its weights (TF-MOT's results call some layers twice:
     their `.output` is then not this model's, which export's cut at the front-ends needs)."""
@@ -93,6 +94,11 @@ def _clone_with_weights(model, scope=None):
         copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _own_layer(layer):
+    """One of mmkeras's own layers (a fusion, a transformer block...), which TF-MOT does not know."""
+    return type(layer).__module__.startswith("mmkeras.")
 
 
 def _mmkeras_kernels(layer):
@@ -165,7 +171,6 @@ class QuantizationAware(FineTune):
         registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
         config_class = kernel_quantize_config_class()
         annotate = mot.quantization.keras.quantize_annotate_layer
-        float_layers = {layer.name for layer in self.ctx.frontend_layers.values()}
         annotated = set()
 
         def choose(layer):
@@ -173,13 +178,13 @@ class QuantizationAware(FineTune):
             (TF-MOT folds it into the conv or dense before it); mmkeras layers with kernels."""
             inbound = {getattr(l, "name", None) for node in layer._inbound_nodes
                        for l in tf.nest.flatten(node.inbound_layers)}
-            if layer.name in float_layers or getattr(layer, "float_in_int8", False):
+            if layer.name in self.frontends or getattr(layer, "float_in_int8", False):
                 return layer
             if registry.supports(layer) or (isinstance(layer, keras.layers.BatchNormalization)
                                             and inbound & annotated):
                 annotated.add(layer.name)
                 return annotate(layer)
-            if type(layer).__module__.startswith("mmkeras.") and _mmkeras_kernels(layer):
+            if _own_layer(layer) and _mmkeras_kernels(layer):
                 annotated.add(layer.name)
                 return annotate(layer, quantize_config=config_class())
             return layer
@@ -203,7 +208,7 @@ def _prunable_weights(layer, frozen):
         return [layer.embeddings]
     if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense)):
         return [layer.kernel]
-    if type(layer).__module__.startswith("mmkeras."):
+    if _own_layer(layer):
         return [getattr(owner, attr) for owner, attr in _mmkeras_kernels(layer)]
     return []
 
@@ -218,7 +223,6 @@ class Pruning(FineTune):
     def __init__(self, ctx, epochs, steps):
         super().__init__(ctx, epochs, steps)
         self.sparsity = ctx.cfg.export.prune_sparsity
-        self.frozen = {layer.name for layer in ctx.frontend_layers.values()}
 
     def wrap(self, model):
         mot = tfmot()
@@ -227,10 +231,10 @@ class Pruning(FineTune):
                                                       begin_step=0, end_step=every * self.UPDATES, frequency=every)
 
         def choose(layer):
-            weights = _prunable_weights(layer, self.frozen)
+            weights = _prunable_weights(layer, self.frontends)
             if not weights:
                 return layer
-            if type(layer).__module__.startswith("mmkeras."):
+            if _own_layer(layer):
                 # TF-MOT prunes any layer that says which of its weights to prune.
                 layer.get_prunable_weights = lambda: weights
             return mot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
@@ -245,7 +249,7 @@ class Pruning(FineTune):
 
     def facts(self, model):
         """The zeros among the pruned weights, and among all the model's float weights."""
-        pruned = [w.numpy() for layer in model.layers for w in _prunable_weights(layer, self.frozen)]
+        pruned = [w.numpy() for layer in model.layers for w in _prunable_weights(layer, self.frontends)]
         everything = [w for w in model.get_weights() if w.dtype.kind == "f"]
         return {"target_sparsity": self.sparsity, "sparsity": _zeros(pruned), "model_sparsity": _zeros(everything),
                 "pruned_weights": len(pruned)}
@@ -307,12 +311,11 @@ def fine_tune(ctx, method, epochs):
     tuner = FINE_TUNES.get(method)(ctx, epochs, steps * epochs)
     keras.utils.set_random_seed(cfg.training.seed)
     model = load_model(ctx.run.model)  # a fresh copy: ctx.model keeps the trained weights
-    _frozen_frontends(ctx, model)
+    tuner.freeze_frontends(model)
     try:
         wrapped = tuner.wrap(model)
     except (ValueError, TypeError, NotImplementedError) as e:  # a layer TF-MOT's wrappers cannot take
-        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise UserError(f"the {method} fine-tune cannot wrap this model's layers: {reason[:300]}") from e
+        raise UserError(f"the {method} fine-tune cannot wrap this model's layers: {op_error_reason(e, 300)}") from e
     strategy = tf.distribute.get_strategy()
     inputs = fit_inputs(strategy, Worker.of(strategy), splits, cfg, ctx.prep)
     learning_rate = tuner.learning_rate_share * cfg.training.learning_rate
