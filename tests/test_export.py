@@ -219,10 +219,28 @@ def test_a_symlink_out_of_the_run_directory_is_refused(tiny_run, tmp_path):
         RunDir(str(run)).check()
 
 
-def test_numeric_columns_of_any_scale_survive_int8(tmp_path):
+def _scales(rng):
+    """A label in a [0, 1] column beside one of scale 1e4."""
+    small = rng.random()
+    return {"big": rng.gauss(5e4, 1e4), "small": small, "label": "high" if small > 0.5 else "low"}
+
+
+def _crowded(rng):
+    """A label that lives where values crowd: 95% within 1000-1010 of a column spanning 0-1e5 (as emoji code
+    points crowd in a block); the rest, labelled at random, spread over the whole span."""
+    if rng.random() < 0.95:
+        offset = rng.random()
+        return {"big": rng.gauss(5e4, 1e4), "small": 1000 + 10 * offset, "label": "high" if offset > 0.5 else "low"}
+    return {"big": rng.gauss(5e4, 1e4), "small": rng.uniform(0, 1e5), "label": rng.choice(["high", "low"])}
+
+
+@pytest.mark.parametrize("record", [_scales, _crowded], ids=["scales", "crowded"])
+def test_numeric_columns_of_any_scale_survive_int8(tmp_path, record):
     """A label that lives in a [0, 1] column beside one of scale 1e4: one int8 scale over the raw
     columns left the small one its zero point (int8 accuracy 0.45 against float32 0.99); the
-    numeric front-end standardises first, so int8 keeps it."""
+    numeric front-end standardises first, so int8 keeps it. Values crowded in 1e-4 of a column's
+    span (one int8 step of it) are told apart by quantile bins 1e-5 wide, computed in the float
+    front-end too (in the int8 model they read 0.5: emoji_multilingual 0.38 against 0.74)."""
     import random
 
     import yaml
@@ -231,9 +249,7 @@ def test_numeric_columns_of_any_scale_survive_int8(tmp_path):
     for split, n in (("train", 400), ("val", 100), ("test", 200)):
         with open(tmp_path / f"{split}.jsonl", "w") as f:
             for _ in range(n):
-                small = rng.random()
-                f.write(json.dumps({"big": rng.gauss(5e4, 1e4), "small": small,
-                                    "label": "high" if small > 0.5 else "low"}) + "\n")
+                f.write(json.dumps(record(rng)) + "\n")
     config = {"name": "scales", "data": {split: str(tmp_path / f"{file}.jsonl") for split, file in
                                          (("train", "train"), ("validation", "val"), ("test", "test"))},
               "inputs": [{"name": "stats", "type": "numeric", "columns": ["big", "small"]}],
@@ -249,6 +265,6 @@ def test_numeric_columns_of_any_scale_survive_int8(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.load(open(os.path.join(run, "export", "report.json")))
     accuracy = {v: report["variants"][v]["outputs"]["label"]["value"] for v in ("float32", "int8")}
-    assert accuracy["float32"] >= 0.95, accuracy
+    assert accuracy["float32"] >= 0.9, accuracy
     assert accuracy["int8"] >= accuracy["float32"] - 0.03, accuracy
     assert report["frontends"]["stats"]["output"] == "stats_features"

@@ -238,12 +238,10 @@ def test_edge_tpu_check_lists_every_op_of_the_int8_variant(results):
 
 def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows_down(ctx, conversions, results):
     model, decisions = conversions["int8_mixed"]
-    # The numeric bins need more than 8 bits of their input: every op of that layer stays float.
-    assert tflite.float_layers_of(ctx.tflite_model) == ("stats_bins",)
-    by_layer = {k["tensor"]: k for k in decisions["kept_float"] if "layer" in k}
-    float_outputs = {name for name, (op, kinds) in zip(output_names(model), tflite._operators(model))
-                     if "float32" in kinds}
-    assert by_layer and all("/stats_bins/" in name and name in float_outputs for name in by_layer)
+    # The layers that need more than 8 bits of their input run in the float front-ends, so no
+    # variant holds them (`test_float_only_layers_join_the_float_front_end`).
+    assert tflite.float_layers_of(ctx.tflite_model) == ()
+    assert not [k for k in decisions["kept_float"] if "layer" in k]
     runner = LiteRTRunner(model)
     assert {np.dtype(d["dtype"]) for d in runner.input_details.values()} <= {np.dtype(np.float32), np.dtype(np.int32)}
     assert {np.dtype(d["dtype"]) for d in runner.output_details.values()} == {np.dtype(np.float32)}
@@ -258,6 +256,67 @@ def test_mixed_int8_takes_and_returns_float_and_leaves_float_only_ops_int8_slows
     for k in decisions["kept_float"]:
         assert "layer" in k or k["float32_ms"] <= tflite.SELECTIVE_FLOAT_SHARE * k["int8_ms"]
     assert conversions["int8"][1] == {} and decisions.keys() == {"kept_float"}
+
+
+def test_float_only_layers_join_the_float_front_end(ctx, converted):
+    """Audio's per-utterance normalisation and the numeric quantile bins need more than 8 bits of
+    their input: they run in the float front-end, and the variants take their output."""
+    chains = {name: [layer.name for layer in chain] for name, chain in ctx.frontend_chains.items()}
+    assert chains == {"speech": ["speech_logmel", "speech_utterance_norm"], "stats": ["stats_normalize", "stats_bins"]}
+    assert ctx.frontend_layers["stats"].name == "stats_bins"
+    features = ctx.tflite_model.input["stats_features"].shape[1]
+    assert features == ctx.frontend_layers["stats"].output.shape[1] > len(ctx.cfg.inputs[-1].columns)  # the bins
+    for variant, model in converted.items():
+        assert not [name for name in output_names(model) if "_bins/" in name or "_utterance_norm/" in name], variant
+
+
+def test_front_end_chain_stops_where_its_output_is_shared():
+    """A layer that also feeds another (a token fusion's column tokens beside the bins) ends the
+    chain: the variants would need both tensors."""
+    import tf_keras as keras
+
+    from mmkeras.export.context import frontend_chain
+    from mmkeras.layers.numeric import PiecewiseLinear
+
+    x = keras.Input((2,), name="x")
+    standardised = keras.layers.Normalization(mean=[0.0, 1.0], variance=[1.0, 4.0], name="x_normalize")(x)
+    bins = PiecewiseLinear.from_quantiles([[-1, 0, 1], [0, 1, 2]], name="x_bins")(standardised)
+    alone = keras.Model(x, keras.layers.Dense(3, name="head")(bins))
+    assert [layer.name for layer in frontend_chain(alone, "x_normalize")] == ["x_normalize", "x_bins"]
+    both = keras.layers.Concatenate()([bins, keras.layers.Dense(4, name="tokens")(standardised)])
+    shared = keras.Model(x, keras.layers.Dense(3, name="head2")(both))
+    assert [layer.name for layer in frontend_chain(shared, "x_normalize")] == ["x_normalize"]
+
+
+def test_front_end_limit_allows_the_rounding_its_float_only_layers_amplify(ctx):
+    """A quantile bin 1e-4 wide multiplies a 1e-7 rounding of the standardised value by 1e4."""
+    from mmkeras.export.verify import FRONTEND_PARITY_LIMIT, frontend_limit
+    from mmkeras.layers.numeric import PiecewiseLinear
+
+    assert frontend_limit(ctx.frontend_chains["speech"]) == FRONTEND_PARITY_LIMIT  # 1e-5 x 1/sqrt(1e-3) is less
+    narrow = PiecewiseLinear([0, 0], [0.0, 0.5], [1e-4, 0.5])
+    assert frontend_limit([None, narrow]) == pytest.approx(0.1)
+
+
+def test_mixed_int8_keeps_a_float_only_layer_float_where_it_stays_in_the_model(tmp_path):
+    """Where a float-only layer cannot join the front-end, `int8_mixed` keeps every op of it float."""
+    import tf_keras as keras
+
+    from mmkeras.layers.numeric import PiecewiseLinear
+
+    x = keras.Input((2,), name="x")
+    bins = PiecewiseLinear.from_quantiles([[-1, -0.5, 0, 0.5, 1], [0, 1, 2]], name="x_bins")(x)
+    model = keras.Model({"x": x}, {"y": keras.layers.Dense(3, activation="softmax", name="head")(bins)})
+    path = save_tensor_model(model, str(tmp_path / "saved_model"))
+    rng = np.random.default_rng(0)
+    samples = [({"x": rng.normal(size=(1, 2)).astype(np.float32)}, None) for _ in range(16)]
+    calibration = tflite.representative_dataset(samples, tflite.signature_input_names(path))
+    assert tflite.float_layers_of(model) == ("x_bins",)
+    content, decisions = tflite.convert_variant(path, tflite.quantization_config("int8_mixed", calibration, ("x_bins",)))
+    by_layer = {k["tensor"] for k in decisions["kept_float"] if k.get("layer") == "x_bins"}
+    float_outputs = {name for name, (op, kinds) in zip(output_names(content), tflite._operators(content))
+                     if "float32" in kinds}
+    assert by_layer and all("/x_bins/" in name and name in float_outputs for name in by_layer)
 
 
 def test_ops_are_left_float_only_where_float_is_clearly_faster():

@@ -128,7 +128,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
     """
     from mmkeras.export.saved_model import save_tensor_model
     from mmkeras.export.tflite import convert, inspect_tflite, quantization_config, save_frontend
-    from mmkeras.export.verify import verify_frontend
+    from mmkeras.export.verify import frontend_limit, verify_frontend
     from mmkeras.runtime import LiteRTRunner
 
     float32 = quantization_config("float32")
@@ -140,8 +140,9 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             details = inspect_tflite(model_bytes, float32, f"{name} front-end")  # refuses Flex ops before saving
             path, model_bytes = save_frontend(ctx, export_dir, name, model_bytes)
             frontends[name] = LiteRTRunner(model_bytes)
-            frontend_results[name] = {**verify_frontend(frontends[name], keras_frontend, samples, name), **details,
-                                      "path": os.path.relpath(path, export_dir)}
+            verified = verify_frontend(frontends[name], keras_frontend, samples, name,
+                                       frontend_limit(ctx.frontend_chains[name]))
+            frontend_results[name] = {**verified, **details, "path": os.path.relpath(path, export_dir)}
             step(f"  {name} front-end: {len(model_bytes) / 1024:.1f} KB, "
                  f"{frontend_results[name]['latency_ms']:.2f} ms, max |diff| {frontend_results[name]['max_abs_diff']:.1e}")
         # Read once for every model: a fine-tuned copy's front-ends are the trained model's (frozen).

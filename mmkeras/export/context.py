@@ -7,6 +7,7 @@ import copy
 import functools
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.data.pipeline import make_dataset
@@ -22,6 +23,31 @@ from mmkeras.runtime import apply_frontends
 def input_specs(model):
     """A dict-input Keras model's inputs → (shape without batch, dtype name), in input order."""
     return {name: (tuple(t.shape[1:]), t.dtype.name) for name, t in model.input.items()}
+
+
+def consumers(model, tensor):
+    """The layers of functional `model`'s graph that take Keras tensor `tensor` as an input."""
+    return [node.layer for nodes in model._nodes_by_depth.values() for node in nodes
+            if any(t is tensor for t in tf.nest.flatten(node.input_tensors))]
+
+
+def frontend_chain(model, first):
+    """Layer `first` of `model`, then each following layer that declares `float_in_int8`, takes
+    that one tensor and is its only consumer in the graph: the layers a float front-end runs.
+
+    A layer that needs more than 8 bits of its input (audio's per-utterance normalisation, the
+    numeric quantile bins) is exact and costs nothing extra in the float front-end, where in a
+    full-integer variant it would read an 8-bit input (emoji_multilingual's bins: int8 0.38
+    against float32 0.74) or run without an int8 kernel (SQUARED_DIFFERENCE: half of
+    spoken_commands' int8 time). A consumer shared with other layers (a token fusion's column
+    tokens beside the bins) ends the chain, since the variants would then need both tensors.
+    """
+    chain = [model.get_layer(first)]
+    while True:
+        after = consumers(model, chain[-1].output)
+        if len(after) != 1 or not getattr(after[0], "float_in_int8", False) or after[0].input is not chain[-1].output:
+            return chain
+        chain.append(after[0])
 
 
 class ExportContext:
@@ -43,9 +69,12 @@ class ExportContext:
 
     def _use(self, model):
         self.inference_model = inference_model(model, self.cfg)
-        # Inputs whose in-model front-end ships as its own float TFLite model: input name → layer.
-        self.frontend_layers = {h.name: self.inference_model.get_layer(h.float_frontend())
+        # Inputs whose in-model front-end ships as its own float TFLite model: input name → its
+        # layers in order (the modality's front-end, then the float-only layers it extends through).
+        self.frontend_chains = {h.name: frontend_chain(self.inference_model, h.float_frontend())
                                 for h in self.prep.handlers if h.float_frontend()}
+        # Input name → the layer the TFLite variants are cut after (its output is `<name>_features`).
+        self.frontend_layers = {name: chain[-1] for name, chain in self.frontend_chains.items()}
 
     def with_model(self, model):
         """This context for another Keras model of the run — a fine-tuned copy (`mmkeras.export.fine_tune`)

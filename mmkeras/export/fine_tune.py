@@ -65,7 +65,7 @@ class FineTune:
         self.ctx, self.epochs, self.steps = ctx, epochs, steps
         # The layers whose float front-end ships as its own file, shared by every variant: frozen,
         # and neither quantised nor pruned.
-        self.frontends = {layer.name for layer in ctx.frontend_layers.values()}
+        self.frontends = {layer.name for chain in ctx.frontend_chains.values() for layer in chain}
 
     def freeze_frontends(self, model):
         for name in self.frontends:

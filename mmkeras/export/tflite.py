@@ -473,17 +473,24 @@ def _analyzer_report(tflite_bytes):
 QUANTIZE_FORMULA = "q = clamp(round(x / scale) + zero_point, -128, 127); x = (q - zero_point) * scale"
 
 
-def frontend_metadata(ctx, name):
-    """How the app computes `<name>_features`: the front-end file, its tensors and what it computes."""
-    layer = ctx.frontend_layers[name]
+def _computes(layer):
+    """What one front-end layer computes: its config, and derived sizes (e.g. frame_length,
+    fft_length), so a native front-end can be matched exactly."""
     computes = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable", "dtype")}
-    # Derived sizes (e.g. frame_length, fft_length) too, so a native front-end can be matched exactly.
     computes.update({k: getattr(layer, k) for k in ("frame_length", "frame_step", "fft_length") if hasattr(layer, k)})
+    return computes
+
+
+def frontend_metadata(ctx, name):
+    """How the app computes `<name>_features`: the front-end file, its tensors and what it computes
+    (`then`: the float-only layers it runs after the modality's own, in order)."""
+    first, *then = ctx.frontend_chains[name]
     shape, dtype = ctx.input_specs[name]
     return {"file": os.path.basename(ExportDir(ctx.run.export, ctx.cfg.name).frontend(name)),
-            "quantization": "float32 (shared by every variant)", "layer": type(layer).__name__,
+            "quantization": "float32 (shared by every variant)", "layer": type(first).__name__,
             "input": {"name": name, "shape": [1, *shape], "dtype": dtype},
-            "output": features_key(name), "computes": computes}
+            "output": features_key(name), "computes": _computes(first),
+            "then": [{"layer": type(layer).__name__, "computes": _computes(layer)} for layer in then]}
 
 
 def metadata(ctx, config_name, runner):

@@ -4,6 +4,8 @@ The augmentation layers return their input unchanged unless called with
 `training=True`, and decide that in Python: the graph traced for inference (the
 SavedModel, every TFLite variant) holds none of their random ops.
 """
+import math
+
 import tensorflow as tf
 import tf_keras as keras
 
@@ -25,10 +27,20 @@ class UtteranceNorm(keras.layers.Layer):
         x = UtteranceNorm()(log_mel)
     """
 
+    # Statistics over a whole clip need float: in int8 the squared deviations lose their small
+    # values, and SQUARED_DIFFERENCE has no int8 XNNPACK kernel (half of spoken_commands' int8
+    # time). Export runs it in the audio's float front-end (`mmkeras.export.context.frontend_chain`).
+    float_in_int8 = True
+
     def __init__(self, epsilon=1e-3, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.epsilon = epsilon
+
+    @property
+    def max_slope(self):
+        """The most an input difference grows through this layer: 1 / the smallest std it divides by."""
+        return 1.0 / math.sqrt(self.epsilon)
 
     def call(self, x):
         centred = x - tf.reduce_mean(x, axis=1, keepdims=True)

@@ -73,6 +73,12 @@ class PiecewiseLinear(keras.layers.Layer):
                 width.append(float(hi - lo))
         return cls(columns, left, width, **kwargs)
 
+    @property
+    def max_slope(self):
+        """The most an input difference grows through this layer: 1 / the narrowest bin's width
+        (the raw columns pass through too)."""
+        return max([1.0] + [1.0 / w for w in self.width if w > 0])
+
     def call(self, x):
         if not self.columns:
             return x

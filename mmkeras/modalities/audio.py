@@ -19,8 +19,8 @@ from annotated_types import Ge, Gt
 from mmkeras.config.base import Int, Number, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
-from mmkeras.modalities.base import (BadValue, InputConfig, Modality, float_range, header_int, present_total,
-                                     register, resolve_file)
+from mmkeras.modalities.base import (BadValue, InputConfig, Modality, float_range, frontend_steps, header_int,
+                                     present_total, register, resolve_file)
 
 
 @section
@@ -214,7 +214,8 @@ class AudioModality(Modality):
         frontend = described["frontend"]
         return lib.info.TensorMd(
             name=name, description=f"{self.name}: {frontend['layer']} of a {self.cfg.seconds} s mono waveform at "
-                                   f"{self.cfg.sample_rate} Hz, computed by {frontend['file']} (float32)."
+                                   f"{self.cfg.sample_rate} Hz{frontend_steps(frontend)}, computed by "
+                                   f"{frontend['file']} (float32)."
                                    f"{float_range(detail)}").create_metadata(), {}
 
     def frontend_tflite_metadata(self, lib):

@@ -82,6 +82,17 @@ class InputConfig:
         return self
 
 
+# How an app that computes a front-end itself ends: the layers after the modality's own follow.
+FRONTEND_RESULT = ("then the layers `frontend.then` lists, in order, from their `computes`; the result is "
+                   "`<name>_features`")
+
+
+def frontend_steps(frontend):
+    """A front-end's layers after the modality's own (`frontend.then` in a variant's `.json`), for
+    a description: '' or ', then A, then B'."""
+    return "".join(f", then {step['layer']}" for step in frontend.get("then", ()))
+
+
 def float_range(detail):
     """' int8: a to b representable.' for a quantised tensor (`mmkeras.runtime.tensor_info`; outside
     that range values clip), else '': the sentence the TFLite metadata adds to a tensor's description."""

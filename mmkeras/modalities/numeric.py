@@ -13,8 +13,8 @@ import pydantic
 
 from mmkeras.config.base import NonEmpty, section
 from mmkeras.encoders import default_encoder, encoder_choice
-from mmkeras.modalities.base import (BadValue, InputConfig, Modality, Standardised, float_range, parse_number,
-                                     register)
+from mmkeras.modalities.base import (FRONTEND_RESULT, BadValue, InputConfig, Modality, Standardised, float_range,
+                                     frontend_steps, parse_number, register)
 
 # A column is heavy-tailed when its largest magnitude is this many times its typical
 # (median) magnitude; 100 leaves [0, 1] ratios, years and small counts untouched.
@@ -138,19 +138,22 @@ class NumericModality(Standardised, Modality):
             "columns": list(self.cfg.columns), "values": "float32 raw values in this column order, fed to the "
                                                           "front-end model (see `frontend`)",
             "standardize": "or computed by the app: columns flagged in `log` become sign(x)*log(1+|x|), then "
-                           "each column (x - mean) / std; the result is `<name>_features`",
+                           f"each column (x - mean) / std; {FRONTEND_RESULT}",
             "log": log, "mean": self.state["mean"], "std": self.standard_deviations(), "variance": self.state["variance"],
         }
 
     def tflite_metadata(self, lib, name, described, detail):
-        """The variants' numeric input is the standardised columns (`<name>_features`)."""
-        log = self._log()
+        """The variants' numeric input is the front-end's output (`<name>_features`): the standardised
+        columns, or their quantile bins when the encoder bins them (`frontend.then`)."""
+        log, steps = self._log(), frontend_steps(described["frontend"])
+        exact = not any(log) and not steps  # NormalizationOptions is (x - mean) / std exactly
         columns = ", ".join(f"{c}{' (signed log first)' if flagged else ''}" for c, flagged in zip(self.cfg.columns, log))
         md = lib.info.TensorMd(
-            name=name, description=f"{self.name}: columns [{columns}] standardised as (x - mean) / std with the "
-                                   f"normalization parameters below, computed by {described['frontend']['file']} "
-                                   f"or by the app.{float_range(detail)}").create_metadata()
-        if not any(log):  # NormalizationOptions is (x - mean) / std exactly; a signed log is more
+            name=name, description=f"{self.name}: columns [{columns}] standardised as (x - mean) / std"
+                                   f"{' with the normalization parameters below' if exact else ''}{steps}, computed "
+                                   f"by {described['frontend']['file']} or by the app.{float_range(detail)}"
+        ).create_metadata()
+        if exact:
             md.processUnits = [self.normalization_unit(lib)]
         return md, {}
 

@@ -22,8 +22,8 @@ import numpy as np
 from mmkeras.config.base import PositiveInt, section
 from mmkeras.encoders import default_encoder, encoder_choice
 from mmkeras.lazy import keras, tf
-from mmkeras.modalities.base import (FLOAT32_MAX, BadValue, InputConfig, Modality, Standardised, float_range,
-                                     present_total, register, resolve_file)
+from mmkeras.modalities.base import (FLOAT32_MAX, FRONTEND_RESULT, BadValue, InputConfig, Modality, Standardised,
+                                     float_range, present_total, register, resolve_file)
 
 FORMATS = (".npy", ".csv")
 # Longest trace a record may hold: the longer of MIN_TRACE_BOUND samples and
@@ -214,7 +214,7 @@ class TimeseriesModality(Standardised, Modality):
             "file": ".npy [samples, channels] or .csv (one row per sample, one column per channel)",
             "channels": cfg.channels, "length": cfg.length, **fit,
             "values": "float32 [length, channels] raw samples, fed to the front-end model (see `frontend`)",
-            "standardize": "or computed by the app: each channel (x - mean) / std; the result is `<name>_features`",
+            "standardize": f"or computed by the app: each channel (x - mean) / std; {FRONTEND_RESULT}",
             "mean": self.state["mean"], "std": self.standard_deviations(), "variance": self.state["variance"],
         }
 
