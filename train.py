@@ -59,7 +59,8 @@ def train(cfg, strategy, worker, run, splits, log, prep, model):
     from mmkeras.config import save_config
     from mmkeras.evaluation.report import evaluate_run, summary_lines
     from mmkeras.training.inputs import fit_inputs, remove_disk_caches, steps_per_epoch
-    from mmkeras.training.loop import compile_model, fit, resume_hint, save_model
+    from mmkeras.heads import head_targets
+    from mmkeras.training.loop import build_training_state, compile_model, fit, resume_hint, save_model
 
     log.write(run.bad_records)
     print(", ".join(f"{name}: {len(split)} records" for name, split in splits.items()))
@@ -74,6 +75,7 @@ def train(cfg, strategy, worker, run, splits, log, prep, model):
     inputs = fit_inputs(strategy, worker, splits, cfg, prep, cache_dir)
     with strategy.scope():
         compile_model(model, cfg, steps_per_epoch(len(splits["train"]), cfg.training.batch_size))
+        build_training_state(model, head_targets(splits["train"], cfg, prep.labels))
     with resume_hint(run):
         fit(model, inputs, cfg, run)
     remove_disk_caches(cache_dir)  # kept only while an interrupted run could resume from it

@@ -144,6 +144,28 @@ def test_run_directory_layout(trained):
     assert json.load(open(out / "labels.json"))["tags"] == ["blue", "cool", "green", "red", "warm"]
 
 
+def test_the_train_step_is_traced_once_with_the_metrics_fit_names(tiny_run):
+    """`build_training_state` creates the optimizer's and metrics' variables before `fit`, so its
+    train step is traced once (not twice), and the metrics keep the names history.csv has."""
+    from mmkeras.data.pipeline import make_dataset
+    from mmkeras.data.preprocessing import load_splits
+    from mmkeras.data.records import BadRecordLog
+    from mmkeras.heads import head_targets
+    from mmkeras.run_dir import RunDir, load_run, read_history
+    from mmkeras.training.loop import build_training_state, compile_model
+
+    _, cfg, prep, model = load_run(tiny_run)
+    split = load_splits(cfg, BadRecordLog("skip"), known_labels=prep.labels)["train"]
+    targets = head_targets(split, cfg, prep.labels)
+    compile_model(model, cfg, steps_per_epoch=2)
+    build_training_state(model, targets)
+    logs = model.fit(make_dataset(split, prep.handlers, cfg.data, 32, training=True, targets=targets),
+                     epochs=1, verbose=0).history
+    assert model.train_function.experimental_get_tracing_count() == 1
+    history = read_history(RunDir(tiny_run).history)[0]
+    assert set(logs) == {k for k in history if k != "epoch" and not k.startswith("val_")}
+
+
 def test_joint_training_learns_every_output(trained):
     _, out, _ = trained
     metrics = json.load(open(out / "metrics.json"))

@@ -26,7 +26,12 @@ def input_specs(model):
 
 
 def consumers(model, tensor):
-    """The layers of functional `model`'s graph that take Keras tensor `tensor` as an input."""
+    """The layers of functional `model`'s graph that take Keras tensor `tensor` as an input.
+
+    A layer's own `_outbound_nodes` would also list its calls in other models built on the same
+    layers (the training model's auxiliary heads); tf_keras keeps one model's graph in
+    `_nodes_by_depth` (there is no public accessor).
+    """
     return [node.layer for nodes in model._nodes_by_depth.values() for node in nodes
             if any(t is tensor for t in tf.nest.flatten(node.input_tensors))]
 

@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from mmkeras.errors import TrainingDiverged
@@ -41,6 +42,23 @@ def compile_model(model, cfg, steps_per_epoch, epochs=None, learning_rate=None):
     # only; `weighted_metrics=[]` says so, or Keras warns twice an epoch that metrics ignore them.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
                   weighted_metrics=[], jit_compile=t.jit_compile)
+
+
+def build_training_state(model, targets):
+    """Create the optimizer's slots and the compiled losses' and metrics' variables before `fit`
+    (inside the strategy's scope).
+
+    `fit` would create them inside its first traced train step, and tf.function then traces
+    the step a second time to lift them out; built here, the step is traced once.
+
+    Args:
+        targets: head name → the training targets (`head_targets`): one row of each tells the
+            metrics their shapes, which decide what "accuracy" means (sparse or not).
+    """
+    model.optimizer.build(model.trainable_variables)
+    y_pred = {name: tf.zeros([1, *t.shape[1:]], t.dtype) for name, t in model.output.items()}
+    model.compiled_loss.build(y_pred)
+    model.compiled_metrics.build(y_pred, {name: tf.constant(targets[name][:1]) for name in y_pred})
 
 
 class EpochHistory(keras.callbacks.Callback):
