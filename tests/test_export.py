@@ -234,8 +234,9 @@ def _crowded(rng):
     return {"big": rng.gauss(5e4, 1e4), "small": rng.uniform(0, 1e5), "label": rng.choice(["high", "low"])}
 
 
-@pytest.mark.parametrize("record", [_scales, _crowded], ids=["scales", "crowded"])
-def test_numeric_columns_of_any_scale_survive_int8(tmp_path, record):
+# float32's floor for each: the crowded column's 5% of randomly labelled records cap it near 0.975.
+@pytest.mark.parametrize("record, float32_floor", [(_scales, 0.95), (_crowded, 0.9)], ids=["scales", "crowded"])
+def test_numeric_columns_of_any_scale_survive_int8(tmp_path, record, float32_floor):
     """A label that lives in a [0, 1] column beside one of scale 1e4: one int8 scale over the raw
     columns left the small one its zero point (int8 accuracy 0.45 against float32 0.99); the
     numeric front-end standardises first, so int8 keeps it. Values crowded in 1e-4 of a column's
@@ -265,6 +266,6 @@ def test_numeric_columns_of_any_scale_survive_int8(tmp_path, record):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.load(open(os.path.join(run, "export", "report.json")))
     accuracy = {v: report["variants"][v]["outputs"]["label"]["value"] for v in ("float32", "int8")}
-    assert accuracy["float32"] >= 0.9, accuracy
+    assert accuracy["float32"] >= float32_floor, accuracy
     assert accuracy["int8"] >= accuracy["float32"] - 0.03, accuracy
     assert report["frontends"]["stats"]["output"] == "stats_features"
