@@ -22,7 +22,7 @@ FUSION_ARGS = {
     "relation": {"dim": DIM, "units": 8, "layers": 2, "max_objects": 4, "dropout": 0.2},
 }
 # Further cases of one type (case → (type, arguments)), run through the `fusion` fixture's tests.
-VARIANTS = {"film_relation": ("film", {**FUSION_ARGS["film"], "readout": "relation"})}
+VARIANTS = {f"film_{readout}": ("film", {**FUSION_ARGS["film"], "readout": readout}) for readout in ("relation", "attention")}
 
 
 def case(name):

@@ -12,6 +12,7 @@ from mmkeras.lazy import keras, tf
 # Depth of the relation readout's g: its first layer and one hidden layer (the `relation`
 # fusion's own g is as deep as its `layers`).
 RELATION_DEPTH = 2
+READOUTS = ("max", "relation", "attention")
 
 
 @registered(FUSION_PARAMS)
@@ -21,9 +22,11 @@ class FilmParams(FusionParams):
 
     Args:
         blocks: FiLM residual blocks.
-        readout: how the conditioned cells become one vector: "max" over the cells, or
+        readout: how the conditioned cells become one vector: "max" over the cells;
             "relation": the max and a relation network over pairs of cells (with their
-            coordinates), which compares one object with every other (closest, furthest).
+            coordinates), which compares one object with every other (closest, furthest);
+            "attention": the max and two attention glimpses, the second over every cell's
+            offset from where the first looked, plus a mean (count, closest, furthest).
         max_objects: with "relation", the most cells paired (a larger map is average-pooled).
 
     Example:
@@ -33,7 +36,7 @@ class FilmParams(FusionParams):
     type: Literal["film"] = "film"
     dim: PositiveInt = 64
     blocks: PositiveInt = 2
-    readout: Literal["max", "relation"] = "max"
+    readout: Literal["max", "relation", "attention"] = "max"
     max_objects: PositiveInt = 25
 
 
@@ -52,6 +55,15 @@ class FilmFusion(TokenFusionLayer):
     question's object is already picked out in the cells by FiLM, and g compares it with
     every other cell, where the max alone keeps no positions to compare.
 
+    With `readout="attention"`, two glimpses (Perez et al.'s cells read the way stacked
+    attention reads them): glimpse 1 is a softmax over the conditioned cells, giving the
+    attended cell's features r₁ and grid position p; then every cell i becomes
+    h_i = ReLU(Dense(ReLU((1 + γ)·(W x_i + U [c_i − p, (c_i − p)²] + V r₁) + β))), so its
+    squared distance from p is a linear function of h_i's inputs and the condition's (γ, β)
+    choose what is compared; glimpse 2 is a softmax over h, and the masked mean of h joins
+    (a max cannot count). Read: [max x, r₁, p, Σ softmax·h, mean h]. Without a feature map
+    (tokens that have no grid) the offsets are left out.
+
     Args:
         dim: channels of the blocks and width of the fused vector.
         blocks: number of FiLM residual blocks.
@@ -68,8 +80,8 @@ class FilmFusion(TokenFusionLayer):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("blocks", blocks)
         check_positive_int("max_objects", max_objects)
-        if readout not in ("max", "relation"):
-            raise ValueError(f"readout must be 'max' or 'relation', got {readout!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
         self.blocks, self.readout, self.max_objects = blocks, readout, max_objects
 
     def build(self, input_shape):
@@ -113,6 +125,8 @@ class FilmFusion(TokenFusionLayer):
             self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden = pair_function(
                 self.dim, RELATION_DEPTH, self.dim + coordinates, condition_width, policy, prefix="relation_g")
             read_width += self.dim
+        if self.readout == "attention":
+            read_width += self.build_glimpses(n, grid, condition_width, policy)
         self.head = keras.layers.Dense(self.dim, activation="relu", name="head", **policy)
         self.head.build((None, read_width + self.pooled_width(input_shape)))
         super().build(input_shape)
@@ -138,7 +152,55 @@ class FilmFusion(TokenFusionLayer):
             objects, object_mask = self.merge_cells(self.target, cells, masks[self.target], self.pool)
             g = (self.relation_left, self.relation_right, self.relation_condition, self.relation_hidden)
             read.append(mean_over_pairs(objects, object_mask, condition, g))
+        if self.readout == "attention":
+            read.extend(self.glimpses(x, masks[self.target], condition))
         return self.head(tf.concat([*read, self.pooled(embeddings, presence)], axis=-1))
+
+    def build_glimpses(self, n, grid, condition_width, policy):
+        """The attention readout's layers; returns the width it adds to the head's input."""
+        from mmkeras.layers.tokens import grid_coordinates
+
+        dense = lambda units, name, **kw: keras.layers.Dense(units, name=name, **kw, **policy)  # noqa: E731
+        self.first_score = dense(1, "glimpse_1_score")
+        self.first_score.build((None, n, self.dim))
+        self.relative_cells = dense(self.dim, "glimpse_2_cells", use_bias=False)
+        self.relative_cells.build((None, n, self.dim))
+        self.relative_read = dense(self.dim, "glimpse_2_read")
+        self.relative_read.build((None, self.dim))
+        self.relative_film = dense(2 * self.dim, "glimpse_2_film")
+        self.relative_film.build((None, condition_width))
+        self.relative_hidden = dense(self.dim, "glimpse_2_hidden", activation="relu")
+        self.relative_hidden.build((None, n, self.dim))
+        self.second_score = dense(1, "glimpse_2_score")
+        self.second_score.build((None, n, self.dim))
+        positions = 0
+        # Only where the tokens are the map's cells: the coordinates are the map's own grid.
+        self.coordinates = None
+        if self.spatial:
+            self.coordinates = tf.constant(grid_coordinates(*grid), dtype=self.compute_dtype)
+            self.relative_offsets = dense(self.dim, "glimpse_2_offsets", use_bias=False)
+            self.relative_offsets.build((None, n, 4))
+            positions = 2
+        return 3 * self.dim + positions
+
+    def glimpses(self, x, mask, condition):
+        """[r₁, p (with a grid), Σ softmax·h, mean h] of the attention readout (see the class docstring)."""
+        from mmkeras.layers.masking import masked_softmax
+
+        first = masked_softmax(self.first_score(x)[..., 0], mask)[..., None]  # [B, n, 1]
+        read = tf.reduce_sum(first * x, axis=1)
+        reads = [read]
+        h = self.relative_cells(x) + self.relative_read(read)[:, None]
+        if self.coordinates is not None:
+            position = tf.reduce_sum(first * self.coordinates, axis=1)  # [B, 2]
+            offsets = self.coordinates - position[:, None]
+            h += self.relative_offsets(tf.concat([offsets, offsets * offsets], axis=-1))
+            reads.append(position)
+        gamma, beta = tf.split(self.relative_film(condition), 2, axis=-1)
+        h = self.relative_hidden(tf.nn.relu((1.0 + gamma[:, None]) * h + beta[:, None])) * mask[:, :, None]
+        second = masked_softmax(self.second_score(h)[..., 0], mask)[..., None]
+        mean = tf.reduce_sum(h, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+        return [*reads, tf.reduce_sum(second * h, axis=1), mean]
 
     def get_config(self):
         return {**super().get_config(), "blocks": self.blocks, "readout": self.readout, "max_objects": self.max_objects}

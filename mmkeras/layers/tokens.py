@@ -4,6 +4,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 
+def grid_coordinates(h, w):
+    """[1, h·w, 2] float32 numpy: each cell's (row, column) in [-1, 1], row-major."""
+    rows, cols = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    return np.stack([rows, cols], -1).reshape(1, h * w, 2).astype("float32")
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
 class GridTokens(keras.layers.Layer):
     """Feature map [B, H, W, C] → tokens [B, H·W, C + 2]: each cell with its (row, column) in [-1, 1].
@@ -19,8 +25,7 @@ class GridTokens(keras.layers.Layer):
 
     def build(self, input_shape):
         h, w = int(input_shape[1]), int(input_shape[2])
-        rows, cols = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-        self.coordinates = tf.constant(np.stack([rows, cols], -1).reshape(1, h * w, 2), dtype=self.compute_dtype)
+        self.coordinates = tf.constant(grid_coordinates(h, w), dtype=self.compute_dtype)
         super().build(input_shape)
 
     def call(self, feature_map):
