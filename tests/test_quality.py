@@ -1,5 +1,6 @@
 """The quality suite's harness: builds a set, trains it, measures it, tabulates it."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,15 @@ def test_vqa_set_builds_trains_a_token_fusion_and_tabulates_per_question_type(tm
     assert "Per group (evaluation.group_by)" in table and "| rn | all | " in table
     built = json.loads((data / "sort_of_clevr-small" / "built.json").read_text())
     assert built["seed"] == 20170605 and built["small"] is True
+
+    # The scene-batched probe runs the registered fusion on the same set.
+    probe = subprocess.run([sys.executable, str(ROOT / "bench/quality/sort_of_clevr/probe.py"), "--epochs", "1",
+                            "--scenes", "4", "--set", "readout=attention", "--data", str(data / "sort_of_clevr-small")],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    lines = probe.stdout.splitlines()
+    assert lines[0] == "film {'readout': 'attention'}: 120 training questions, 12 scenes, 4 scenes a step"
+    assert re.match(r"epoch 1: \d+ s, loss \d+\.\d{3}, validation (0\.\d{3}|1\.000) \(shape ", lines[1]), lines[1]
 
 
 def test_group_table_lists_every_group_value():
