@@ -161,36 +161,32 @@ class FilmFusion(TokenFusionLayer):
     def build_glimpses(self, n, grid, condition_width, policy):
         """The attention readout's layers; returns the width it adds to the head's input."""
         from mmkeras.layers.tokens import grid_coordinates
+        from mmkeras.layers.transformer import MaskedMeanPooling
 
-        dense = lambda units, name, **kw: keras.layers.Dense(units, name=name, **kw, **policy)  # noqa: E731
-        self.first_score = dense(1, "glimpse_1_score")
-        self.first_score.build((None, n, self.dim))
+        def dense(units, name, input_shape, **kwargs):
+            layer = keras.layers.Dense(units, name=name, **kwargs, **policy)
+            layer.build(input_shape)
+            return layer
+
+        cells, condition = (None, n, self.dim), (None, condition_width)
+        self.first_score = dense(1, "glimpse_1_score", cells)
         # A query from the condition against a key per cell, beside the cells' own score: the
         # question can then point at its object directly, not only through γ and β. Not shown
         # to learn faster: the README's sort_of_clevr section has the runs with and without it.
-        self.first_query = dense(self.dim, "glimpse_1_query")
-        self.first_query.build((None, condition_width))
-        self.first_key = dense(self.dim, "glimpse_1_key", use_bias=False)
-        self.first_key.build((None, n, self.dim))
-        self.relative_cells = dense(self.dim, "glimpse_2_cells", use_bias=False)
-        self.relative_cells.build((None, n, self.dim))
-        self.relative_read = dense(self.dim, "glimpse_2_read")
-        self.relative_read.build((None, self.dim))
-        self.relative_film = dense(2 * self.dim, "glimpse_2_film")
-        self.relative_film.build((None, condition_width))
-        self.relative_hidden = dense(self.dim, "glimpse_2_hidden", activation="relu")
-        self.relative_hidden.build((None, n, self.dim))
-        self.second_score = dense(1, "glimpse_2_score")
-        self.second_score.build((None, n, self.dim))
-        positions = 0
+        self.first_query = dense(self.dim, "glimpse_1_query", condition)
+        self.first_key = dense(self.dim, "glimpse_1_key", cells, use_bias=False)
+        self.relative_cells = dense(self.dim, "glimpse_2_cells", cells, use_bias=False)
+        self.relative_read = dense(self.dim, "glimpse_2_read", (None, self.dim))
+        self.relative_film = dense(2 * self.dim, "glimpse_2_film", condition)
+        self.relative_hidden = dense(self.dim, "glimpse_2_hidden", cells, activation="relu")
+        self.second_score = dense(1, "glimpse_2_score", cells)
+        self.cell_mean = MaskedMeanPooling(name="glimpse_2_mean", **policy)
+        if not self.spatial:
+            return 3 * self.dim
         # Only where the tokens are the map's cells: the coordinates are the map's own grid.
-        self.coordinates = None
-        if self.spatial:
-            self.coordinates = tf.constant(grid_coordinates(*grid), dtype=self.compute_dtype)
-            self.relative_offsets = dense(self.dim, "glimpse_2_offsets", use_bias=False)
-            self.relative_offsets.build((None, n, 4))
-            positions = 2
-        return 3 * self.dim + positions
+        self.coordinates = tf.constant(grid_coordinates(*grid), dtype=self.compute_dtype)
+        self.relative_offsets = dense(self.dim, "glimpse_2_offsets", (None, n, 4), use_bias=False)
+        return 3 * self.dim + 2  # + the position p
 
     def glimpses(self, x, mask, condition):
         """[r₁, p (with a grid), Σ softmax·h, mean h] of the attention readout (see the class docstring)."""
@@ -202,7 +198,7 @@ class FilmFusion(TokenFusionLayer):
         read = tf.reduce_sum(first * x, axis=1)
         reads = [read]
         h = self.relative_cells(x) + self.relative_read(read)[:, None]
-        if self.coordinates is not None:
+        if self.spatial:
             position = tf.reduce_sum(first * self.coordinates, axis=1)  # [B, 2]
             offsets = self.coordinates - position[:, None]
             h += self.relative_offsets(tf.concat([offsets, offsets * offsets], axis=-1))
@@ -210,8 +206,7 @@ class FilmFusion(TokenFusionLayer):
         gamma, beta = tf.split(self.relative_film(condition), 2, axis=-1)
         h = self.relative_hidden(tf.nn.relu((1.0 + gamma[:, None]) * h + beta[:, None])) * mask[:, :, None]
         second = masked_softmax(self.second_score(h)[..., 0], mask)[..., None]
-        mean = tf.reduce_sum(h, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
-        return [*reads, tf.reduce_sum(second * h, axis=1), mean]
+        return [*reads, tf.reduce_sum(second * h, axis=1), self.cell_mean(h, padding_mask=mask)]
 
     def get_config(self):
         return {**super().get_config(), "blocks": self.blocks, "readout": self.readout, "max_objects": self.max_objects}

@@ -135,10 +135,10 @@ def main(argv=None):
         start, losses = time.time(), []
         order = rng.permutation(len(timg))
         for i in range(0, len(order), args.scenes):
-            scenes = order[i:i + args.scenes]
+            scenes = np.sort(order[i:i + args.scenes])
             rows = np.concatenate([by_scene[s] for s in scenes])
-            local = np.searchsorted(np.sort(scenes), tscene[rows])
-            losses.append(float(step(timg[np.sort(scenes)], local, tq[rows], ta[rows])))
+            local = np.searchsorted(scenes, tscene[rows])  # each question's picture in this step's batch
+            losses.append(float(step(timg[scenes], local, tq[rows], ta[rows])))
         correct = np.zeros(len(va), bool)
         for i in range(0, len(vimg), 50):
             rows = np.flatnonzero((vscene >= i) & (vscene < i + 50))
