@@ -23,6 +23,11 @@ if str(ROOT) not in sys.path:
 
 from bench.quality import common, harness  # noqa: E402
 
+# A guard against a hung run, not a budget: sort_of_clevr's epochs took 46 s on one 2-core
+# machine and 124 s on another, so a fixed hour killed a 20-epoch run at epoch 19.
+TIMEOUT_PER_EPOCH_S = 300
+MIN_TIMEOUT_S = 3600
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,7 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, default=common.CACHE_ROOT, help="where sets are built (default: %(default)s)")
     parser.add_argument("--small", action="store_true", help="tiny versions of the sets (a smoke test)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sets even if they are built")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds per training run (default: %(default)s)")
+    parser.add_argument("--timeout", type=float,
+                        help=f"seconds per training run (default: {TIMEOUT_PER_EPOCH_S} per epoch, at least "
+                             f"{MIN_TIMEOUT_S})")
     parser.add_argument("--table", action="store_true", help="only print the table of OUT/results.jsonl")
     parser.add_argument("--pivot", action="store_true",
                         help="only print every mmkeras tag side by side (full models), with Ludwig")
@@ -68,7 +75,7 @@ def main(args):
             return 2
         harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
-                          timeout_s=args.timeout, mmkeras=not args.peer_only,
+                          timeout_s=args.timeout or max(MIN_TIMEOUT_S, TIMEOUT_PER_EPOCH_S * args.epochs), mmkeras=not args.peer_only,
                           full=not args.single_only, seeds=seeds)
     rows = harness.read_results(results)
     text = f"Machine: {harness.machine_line()}\n\n" + harness.table(rows)
