@@ -254,8 +254,10 @@ def _score(out, labels, truth: list, prediction: dict) -> dict:
         y_prob = np.zeros_like(y_true)
         for row, (true, predicted) in enumerate(zip(truth, prediction["predicted"])):
             y_true[row, [index[n] for n in true]] = 1
-            # Ludwig's own decision (probability >= its threshold, 0.5) as 0/1 scores.
-            y_prob[row, [index[names[t]] for t in predicted]] = 1
+            # Ludwig's own decision (probability >= its threshold, 0.5) as 0/1 scores. Its set
+            # vocabulary also holds special tokens (<UNK>): a predicted one names no label and is
+            # left out, which spares Ludwig that false positive.
+            y_prob[row, [index[names[t]] for t in predicted if t in names]] = 1
         return multilabel_metrics(y_true, y_prob, labels)
     # Ludwig's vocabulary holds the training labels in frequency order (no <UNK> for an
     # output); a label beyond its `most_common` cap gets probability 0.
