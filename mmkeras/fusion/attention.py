@@ -4,7 +4,8 @@ from typing import Literal
 import pydantic
 
 from mmkeras.config.base import PositiveInt, heads_divide_dim, registered
-from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, check_positive_int, embedding_dims
+from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionLayer, FusionParams, check_positive_int, embedding_dims,
+                                 modality_token_norms)
 from mmkeras.lazy import keras, tf
 
 
@@ -40,13 +41,16 @@ class AttentionFusion(FusionLayer):
         heads: attention heads per block.
         layers: number of transformer blocks.
         dropout: dropout rate inside the blocks and on the fused vector.
+        token_norm: LayerNorm each modality's token (`modality_token_norms`); a model saved
+            before this argument existed has none and loads without them.
 
     Example:
         fused = AttentionFusion(dim=64, heads=4, layers=1, dropout=0.1)([image_vec, text_vec], presence)
     """
 
-    def __init__(self, dim, heads, layers, dropout, **kwargs):
+    def __init__(self, dim, heads, layers, dropout, token_norm=True, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.token_norm = token_norm
         check_positive_int("heads", heads)
         check_positive_int("layers", layers)
         if dim % heads:
@@ -74,6 +78,7 @@ class AttentionFusion(FusionLayer):
             projection = keras.layers.Dense(self.dim, name=f"projection_{i}", dtype=self.dtype_policy)
             projection.build((None, d))
             self.projections.append(projection)
+        self.token_norms = modality_token_norms(self, len(dims), (None, self.dim))
         self.modality_embeddings = self.add_weight(
             name="modality_embeddings",
             shape=(len(dims), self.dim),
@@ -90,7 +95,7 @@ class AttentionFusion(FusionLayer):
         super().build(input_shape)
 
     def fuse(self, embeddings, presence, training):
-        tokens = tf.stack([p(x) for p, x in zip(self.projections, embeddings)], axis=1)
+        tokens = tf.stack([norm(p(x)) for p, norm, x in zip(self.projections, self.token_norms, embeddings)], axis=1)
         tokens += self.modality_embeddings  # [B, M, dim]
         # Broadcasting add instead of tf.tile: one builtin op that quantises cleanly.
         fusion_token = self.fusion_token + tf.zeros_like(tokens[:, :1])
@@ -101,4 +106,8 @@ class AttentionFusion(FusionLayer):
         return self.output_norm(tokens[:, 0])
 
     def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "layers": self.layers}
+        return {**super().get_config(), "heads": self.heads, "layers": self.layers, "token_norm": self.token_norm}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"token_norm": False, **config})  # saved before token norms: as trained

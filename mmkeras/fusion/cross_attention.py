@@ -5,7 +5,8 @@ from typing import Literal
 import pydantic
 
 from mmkeras.config.base import PositiveInt, heads_divide_dim, registered
-from mmkeras.fusion.base import FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int, token_shapes
+from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer, check_positive_int,
+                                 modality_token_norms, token_shapes)
 from mmkeras.lazy import keras, tf
 
 
@@ -55,14 +56,17 @@ class CrossAttentionFusion(TokenFusionLayer):
             (measured on sort_of_clevr: int8 top-1 agreement 0.76 over 100 cells, 0.83 over 25), and the
             cost grows as the square of the tokens.
         dropout: dropout rate inside the blocks and on the fused vector.
+        token_norm: LayerNorm each modality's projected tokens (`modality_token_norms`); a
+            model saved before this argument existed has none and loads without them.
 
     Example:
         fused = CrossAttentionFusion(dim=64, heads=4, layers=2, max_cells=25, dropout=0.1, grids=[(10, 10), None])(
             {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
     """
 
-    def __init__(self, dim, heads, layers, max_cells, dropout, **kwargs):
+    def __init__(self, dim, heads, layers, max_cells, dropout, token_norm=True, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.token_norm = token_norm
         check_positive_int("heads", heads)
         check_positive_int("layers", layers)
         check_positive_int("max_cells", max_cells)
@@ -87,6 +91,7 @@ class CrossAttentionFusion(TokenFusionLayer):
             projection = keras.layers.Dense(self.dim, name=f"projection_{i}", dtype=self.dtype_policy)
             projection.build((None, None, width))
             self.projections.append(projection)
+        self.token_norms = modality_token_norms(self, len(shapes), (None, None, self.dim))
         self.modality_embeddings = self.add_weight(name="modality_embeddings", shape=(len(shapes), self.dim),
                                                    initializer=keras.initializers.RandomNormal(stddev=0.02))
         # Unit scale, like the projected tokens, for the shared int8 scale (see AttentionFusion).
@@ -101,7 +106,8 @@ class CrossAttentionFusion(TokenFusionLayer):
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
         merged = [self.merge_cells(i, t, m, k) for i, (t, m, k) in enumerate(zip(tokens, masks, self.pools))]
         tokens, masks = [t for t, _ in merged], [m for _, m in merged]
-        projected = [p(t) + self.modality_embeddings[i] for i, (p, t) in enumerate(zip(self.projections, tokens))]
+        projected = [norm(p(t)) + self.modality_embeddings[i]
+                     for i, (p, norm, t) in enumerate(zip(self.projections, self.token_norms, tokens))]
         fusion_token = self.fusion_token + tf.zeros_like(projected[0][:, :1])
         x = tf.concat([fusion_token, *projected], axis=1)
         key_mask = tf.concat([tf.ones_like(presence[:, :1]), *masks], axis=1)
@@ -110,4 +116,9 @@ class CrossAttentionFusion(TokenFusionLayer):
         return self.head(tf.concat([self.output_norm(x[:, 0]), self.pooled(embeddings, presence)], axis=-1))
 
     def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "layers": self.layers, "max_cells": self.max_cells}
+        return {**super().get_config(), "heads": self.heads, "layers": self.layers, "max_cells": self.max_cells,
+                "token_norm": self.token_norm}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"token_norm": False, **config})  # saved before token norms: as trained
