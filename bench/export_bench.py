@@ -89,6 +89,7 @@ def int8(ctx):
     values = {"int8_latency_ratio": ratio(ms["int8"], ms["float32"]),
               "int8_end_to_end_latency_ratio": ratio(ms["int8_end_to_end"], ms["float32_end_to_end"]),
               "int8_size_ratio": ratio(quantized["size_bytes"], reference["size_bytes"]),
+              "int8_graph_size_ratio": ratio(quantized["graph_size_bytes"], reference["graph_size_bytes"]),
               "int8_accuracy_delta_pt": accuracy_delta_pt(reference, quantized),
               "export_wall_s": wall_s}
     if "int8_mixed" in ms:  # the CPU variant: int8 only where it is faster (README "Export")

@@ -219,6 +219,10 @@ def export_variants(ctx, export_dir, names, calibration_samples, samples, keras_
         results[name] = {**verify_variant(runner, samples, keras_outputs, ctx, name), **details,
                          "xnnpack": lite.xnnpack_refused is None, "path": os.path.relpath(path, export_dir),
                          "zipped_size_bytes": zipped_size(model_bytes),
+                         # The converted graph and weights alone: `size_bytes` also counts the float
+                         # front-ends and the metadata's packed files (vocabulary, labels), which
+                         # are the same bytes in every variant.
+                         "graph_size_bytes": len(converted[name]),
                          "bundle": os.path.relpath(bundle, export_dir),
                          "bundle_size_bytes": os.path.getsize(bundle), "op_profile": op_profile(converted[name])}
         if fine_tune is not None:

@@ -90,6 +90,9 @@ COLUMNS = [
     ("variant", lambda r, ref: r["variant"]),
     ("size KB", lambda r, ref: f"{r['size_bytes'] / 1024:.1f}"),
     ("size vs float32", lambda r, ref: _ratio(r["size_bytes"], ref and ref["size_bytes"])),
+    ("graph KB", lambda r, ref: f"{r['graph_size_bytes'] / 1024:.1f}" if "graph_size_bytes" in r else "—"),
+    ("graph vs float32", lambda r, ref: _ratio(r["graph_size_bytes"], ref and ref.get("graph_size_bytes"))
+                                        if "graph_size_bytes" in r else "—"),
     ("zipped KB", lambda r, ref: f"{r['zipped_size_bytes'] / 1024:.1f}" if "zipped_size_bytes" in r else "—"),
     ("accuracy", lambda r, ref: _scores(r)),
     ("agreement", lambda r, ref: _agreement(r)),

@@ -117,10 +117,24 @@ class QuantizationConfig:
         converter.target_spec.supported_ops = list(op_set)
         if self.representative_dataset is not None:
             converter.representative_dataset = self.representative_dataset
+            per_tensor_dense(converter)
         if self.inference_type is not None:
             converter.inference_input_type = self.inference_type
             converter.inference_output_type = self.inference_type
         return converter
+
+
+def per_tensor_dense(converter):
+    """Quantise Dense (FULLY_CONNECTED) weights with one scale per tensor; convolutions keep
+    one per output channel.
+
+    A per-channel scale costs 12 bytes in the file (float32 scale, int64 zero point) per
+    output unit, and mmkeras's Dense layers are narrow next to their inputs: on the demo the
+    int8 file shrank 3.5 % (12 KB), on debian_sections' stats-only model 20 %, with top-1
+    agreement with Keras unchanged within a record or two (README, Export). The converter
+    offers the choice only as this private attribute (TF 2.14+).
+    """
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
 
 
 # The variants by name (their definitions: mmkeras.config.export.VARIANTS), for did-you-mean lookups.
@@ -289,6 +303,7 @@ def _convert_selective(saved_model_dir, config, converted):
     converter.optimizations = list(config.optimizations)
     converter.representative_dataset = config.representative_dataset
     converter.target_spec.supported_ops = list(BUILTINS)
+    per_tensor_dense(converter)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[k["tensor"] for k in kept])
     try:
         debugger = tf.lite.experimental.QuantizationDebugger(
