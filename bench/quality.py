@@ -73,10 +73,10 @@ def main(args):
         except ValueError:
             print(f"error: --seeds: expected comma-separated integers, got {args.seeds!r}", file=sys.stderr)
             return 2
+        timeout_s = args.timeout or max(MIN_TIMEOUT_S, TIMEOUT_PER_EPOCH_S * args.epochs)
         harness.run_suite(sets, peer=args.peer, epochs=args.epochs, single=args.single, overrides=args.mm_set,
                           tag=args.tag, out=args.out, data_root=args.data, small=args.small, rebuild=args.rebuild,
-                          timeout_s=args.timeout or max(MIN_TIMEOUT_S, TIMEOUT_PER_EPOCH_S * args.epochs), mmkeras=not args.peer_only,
-                          full=not args.single_only, seeds=seeds)
+                          timeout_s=timeout_s, mmkeras=not args.peer_only, full=not args.single_only, seeds=seeds)
     rows = harness.read_results(results)
     text = f"Machine: {harness.machine_line()}\n\n" + harness.table(rows)
     groups = harness.group_table(rows)

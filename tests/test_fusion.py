@@ -248,7 +248,8 @@ def test_int8_keeps_a_small_scale_modality(name):
     # Modality 1 at 1/20 of the others' scale, as the demo's projected text tokens beside its
     # audio tokens. Without the per-modality token norms its tokens are a quantisation step
     # or two of the sequence's one int8 scale, and redrawing them moves the int8 output in
-    # little relation to how it moves the float one.
+    # little relation to how it moves the float one (correlation 0.70-0.76 measured without
+    # them, 0.97-0.98 with).
     keras.utils.set_random_seed(0)
     model = functional_model(name, make_layer(name))
     present = np.ones((64, len(DIMS)), "float32")
