@@ -299,11 +299,8 @@ def _convert_selective(saved_model_dir, config, converted):
             kept.append({"tensor": name, "op": op, "layer": layer})
     if not kept:
         return int8, {"kept_float": []}
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    converter.optimizations = list(config.optimizations)
-    converter.representative_dataset = config.representative_dataset
-    converter.target_spec.supported_ops = list(BUILTINS)
-    per_tensor_dense(converter)
+    # Float builtins allowed (the kept ops), float inputs and outputs (`inference_type` None).
+    converter = config.configure(tf.lite.TFLiteConverter.from_saved_model(saved_model_dir), BUILTINS)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[k["tensor"] for k in kept])
     try:
         debugger = tf.lite.experimental.QuantizationDebugger(
