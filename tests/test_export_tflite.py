@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from mmkeras.export import tflite
 from mmkeras.export.context import ExportContext
-from mmkeras.export.profile import op_profile, output_names
+from mmkeras.export.profile import op_profile, output_names, paired_op_ms
 from mmkeras.export.report import write_report
 from mmkeras.export.saved_model import save_tensor_model
 from mmkeras.export.verify import ParityError, verify_frontend, verify_variant
@@ -328,6 +328,20 @@ def test_ops_are_left_float_only_where_float_is_clearly_faster():
         {"tensor": "conv1", "op": "CONV_2D", "float32_ms": 0.07, "int8_ms": 0.50}]  # add: gains too little; fc: within the margin
 
 
+def test_paired_timing_matches_the_twin_ops_of_two_variants(converted):
+    """int8_mixed's choice times each op next to its twin in the other file, never a lone op."""
+    float_names, int8_names = output_names(converted["float32"]), output_names(converted["int8"])
+    paired = paired_op_ms(converted["float32"], converted["int8"], invokes=5, rounds=2)
+    quantize = {name for name, (op, _) in zip(int8_names, tflite._operators(converted["int8"])) if op == "QUANTIZE"}
+    assert paired and set(paired) <= set(float_names) & set(int8_names)
+    assert quantize and not quantize & set(paired)  # no float twin
+    assert all(a >= 0 and b >= 0 for a, b in paired.values())
+    # Every computing op of the int8 graph has its float twin (the converter keeps the names).
+    computing = {name for name, (op, _) in zip(int8_names, tflite._operators(converted["int8"]))
+                 if op in ("CONV_2D", "FULLY_CONNECTED")}
+    assert computing and computing <= set(paired)
+
+
 def test_op_profile_times_every_op_of_every_variant(converted):
     for variant, model in converted.items():
         profile = op_profile(model, invokes=5, rounds=1)
@@ -493,6 +507,28 @@ def test_report_notes_a_variant_that_loses_accuracy(results):
             f"{label['keras_value']:.3f}") in markdown(worse, {"model": "tiny"}).splitlines()
     same = {"int8": {**results["int8"], "outputs": {"label": {**label, "value": label["keras_value"] - 0.004}}}}
     assert "points under" not in markdown(same, {"model": "tiny"})
+
+
+def test_report_says_which_op_types_keep_int8_from_paying(results):
+    from mmkeras.export.report import markdown
+
+    def timed(variant, ms, by_op):
+        rows = [{"op": op, "count": count, "ms": t} for op, count, t in by_op]
+        return {**results[variant], "model_latency_ms": ms,
+                "op_profile": {**results[variant]["op_profile"], "by_op": rows}}
+
+    reference = timed("float32", 0.30, [("CONV_2D", 6, 0.52), ("MUL", 8, 0.002), ("FULLY_CONNECTED", 6, 0.008)])
+    slow = timed("int8", 0.42, [("CONV_2D", 6, 0.80), ("MUL", 8, 0.009), ("FULLY_CONNECTED", 6, 0.005),
+                                ("QUANTIZE", 1, 0.001)])
+    lines = markdown({"float32": reference, "int8": slow}, {"model": "tiny"}).splitlines()
+    assert ("- int8: the file's latency is 1.40× float32's (the aim for an integer variant: ≤ 0.5×); slower than "
+            "in float32, each op timed alone: CONV_2D 0.800 against 0.520 ms (6 ops), MUL 0.009 against 0.002 ms "
+            "(8 ops), QUANTIZE 0.001 against 0.000 ms (1 op)") in lines
+    fast = {**slow, "model_latency_ms": 0.15}
+    assert "aim for an integer variant" not in markdown({"float32": reference, "int8": fast}, {"model": "tiny"})
+    # Float variants are not held to it.
+    assert "aim for" not in markdown({"float32": reference, "float16": {**results["float16"], "model_latency_ms": 0.4}},
+                                     {"model": "tiny"})
 
 
 def test_the_known_word_rule_survives_full_int8(tmp_path):

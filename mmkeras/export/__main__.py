@@ -198,8 +198,7 @@ def export_variants(ctx, export_dir, names, calibration_samples, samples, keras_
     calibration = None
     if calibrates(names):
         calibration = representative_dataset(calibration_samples, signature_input_names(tensor_model))
-    # Variant → its bytes as converted (no metadata yet): int8_mixed times these rather than
-    # convert again, and their op profiles (cached by content) serve the report and that choice.
+    # Variant → its bytes as converted (no metadata yet): int8_mixed times these rather than convert again.
     converted = {}
     for name in names:
         step(f"tflite {name}: converting")

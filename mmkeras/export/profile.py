@@ -20,7 +20,6 @@ Example:
 """
 import collections
 import copy
-import functools
 import statistics
 import time
 
@@ -35,12 +34,8 @@ from mmkeras.export.tflite import _TENSOR_TYPES, is_constant, op_name
 _CONTROL_FLOW = {"WHILE", "IF", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
 
-# Cached by content: an export profiles each variant for its report, and int8_mixed chooses its
-# float ops from the float32 and int8 profiles of the same files a moment later.
-@functools.lru_cache(maxsize=8)
 def op_profile(tflite_bytes, invokes=200, rounds=5, slowest=10):
-    """Each op's isolated batch-1 latency, and the totals per op type (the returned dict is shared
-    between calls on the same bytes: read it, do not change it).
+    """Each op's isolated batch-1 latency, and the totals per op type.
 
     Args:
         tflite_bytes: the model.
@@ -77,6 +72,41 @@ def op_profile(tflite_bytes, invokes=200, rounds=5, slowest=10):
              for op, (count, ms) in sorted(per_type.items(), key=lambda kv: -kv[1][1])]
     return {"total_ms": total, "by_op": by_op, "ops": sorted(timed, key=lambda t: -t["ms"])[:slowest],
             "all": every, "untimed": dict(collections.Counter(t["op"] for t in every if t["ms"] is None))}
+
+
+def paired_op_ms(reference_bytes, candidate_bytes, invokes=200, rounds=7):
+    """The ops two variants of one model share (matched by output tensor name), each pair timed
+    interleaved: a round times the reference's op and the candidate's back to back, in alternating
+    order, with the interpreter's overhead beside them.
+
+    Why not two `op_profile`s: those time one file after the other, a minute apart, and a load that
+    comes or goes in between (another job on the cores) moves every op of one file alone; an
+    `int8_mixed` exported on a busy machine kept 2.3× more float bytes than on a quiet one. Back to
+    back, a load slows both ops of a pair alike, and the median round discards its bursts.
+
+    Returns:
+        {tensor name: (reference ms, candidate ms)}, medians over rounds, overhead subtracted;
+        ops that `op_profile` leaves untimed (control flow, folded float16 weights) are absent.
+    """
+    pairs = []
+    for content in (reference_bytes, candidate_bytes):
+        model = flatbuffer_utils.convert_bytearray_to_object(content)
+        graph, folded = model.subgraphs[0], _folded_weights(model)
+        pairs.append({graph.tensors[op.outputs[0]].name.decode(): (model, op, folded)
+                      for op in graph.operators
+                      if op_name(model, op) not in _CONTROL_FLOW and op.outputs[0] not in folded})
+    reference, candidate = pairs
+    null = _ready_interpreter(_null_model())
+    timed = {}
+    for name in [n for n in candidate if n in reference]:
+        ops = [_ready_interpreter(_one_op_model(*side[name])) for side in (reference, candidate)]
+        times = [[], []]
+        for r in range(rounds):
+            overhead = _round_ms(null, invokes)
+            for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+                times[side].append(max(0.0, _round_ms(ops[side], invokes) - overhead))
+        timed[name] = (statistics.median(times[0]), statistics.median(times[1]))
+    return timed
 
 
 def output_names(tflite_bytes):
@@ -184,13 +214,15 @@ def _ready_interpreter(content):
                 raise
 
 
+def _round_ms(interpreter, invokes):
+    """The mean time of one invoke over `invokes` invokes, in ms."""
+    start = time.perf_counter()
+    for _ in range(invokes):
+        interpreter.invoke()
+    return 1000 * (time.perf_counter() - start) / invokes
+
+
 def _invoke_ms(content, invokes, rounds):
     """Median over rounds of the mean time of one invoke, in ms."""
     interpreter = _ready_interpreter(content)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(invokes):
-            interpreter.invoke()
-        times.append((time.perf_counter() - start) / invokes)
-    return 1000 * statistics.median(times)
+    return statistics.median(_round_ms(interpreter, invokes) for _ in range(rounds))

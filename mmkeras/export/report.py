@@ -159,6 +159,32 @@ def _fine_tunes(results):
 
 # A variant scoring this many points under the Keras model on a higher-is-better metric gets a note.
 POINTS_LOST_NOTE = 0.5
+# An integer variant slower than this share of float32's model latency gets a note saying which op
+# types cost it (the compression issue's aim: int8 at most half float32's time).
+INT8_LATENCY_NOTE = 0.5
+SLOWER_OP_TYPES_NAMED = 3
+
+
+def why_int8_is_slow(result, reference):
+    """One note when an integer variant's file is not ≤ INT8_LATENCY_NOTE× float32's latency: its
+    ratio and the op types that take longer than in float32 (each op timed alone), the costliest
+    first; None otherwise. Integer variants are those with a float-op check (`float_ops`)."""
+    value, base = _model_latency(result), reference and _model_latency(reference)
+    if result.get("float_ops") is None or not value or not base or value <= INT8_LATENCY_NOTE * base:
+        return None
+    mine, theirs = result.get("op_profile"), reference.get("op_profile")
+    note = (f"- {result['variant']}: the file's latency is {value / base:.2f}× float32's "
+            f"(the aim for an integer variant: ≤ {INT8_LATENCY_NOTE}×)")
+    if not mine or not theirs:
+        return note
+    float_ms = {row["op"]: row["ms"] for row in theirs["by_op"]}
+    slower = sorted(((row["ms"] - float_ms.get(row["op"], 0.0), row) for row in mine["by_op"]
+                     if row["ms"] > float_ms.get(row["op"], 0.0)), key=lambda d: -d[0])
+    if not slower:
+        return note + "; no op type is slower than in float32 (the float islands' conversions or the whole graph's cost)"
+    named = ", ".join(f"{row['op']} {row['ms']:.3f} against {float_ms.get(row['op'], 0.0):.3f} ms "
+                      f"({row['count']} op{'s' if row['count'] > 1 else ''})" for _, row in slower[:SLOWER_OP_TYPES_NAMED])
+    return note + f"; slower than in float32, each op timed alone: {named}"
 
 
 def describe_kept(kept):
@@ -204,6 +230,8 @@ def _notes(results):
     notes = ["", "Agreement: share of samples whose top-1 class matches the Keras model's. "
              "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread, "
              "end to end (front-ends included); model ms: the variant's file alone, fed the front-ends' features."]
+    reference = results.get(REFERENCE)
+    notes += [n for n in (why_int8_is_slow(r, reference) for r in results.values()) if n]
     for name, result in results.items():
         for output, o in result.get("outputs", {}).items():
             points = 100 * (o["keras_value"] - o["value"])

@@ -242,13 +242,15 @@ SELECTIVE_MIN_GAIN_MS = 0.01
 
 
 def selective_float_ops(float32_bytes, int8_bytes):
-    """The ops of a model that run faster in float32 than in int8, each timed alone in both files
-    (`mmkeras.export.profile`); `choose_float_ops` decides."""
-    from mmkeras.export.profile import op_profile, output_names
+    """The ops of a model that run faster in float32 than in int8, each timed alone in both files,
+    the two twins back to back (`mmkeras.export.profile.paired_op_ms`); `choose_float_ops` decides."""
+    from mmkeras.export.profile import output_names, paired_op_ms
 
+    paired = paired_op_ms(float32_bytes, int8_bytes)
     return choose_float_ops(
-        {name: t["ms"] for name, t in zip(output_names(float32_bytes), op_profile(float32_bytes)["all"])},
-        [{**t, "tensor": name} for name, t in zip(output_names(int8_bytes), op_profile(int8_bytes)["all"])])
+        {name: float_ms for name, (float_ms, _) in paired.items()},
+        [{"tensor": name, "op": op, "ms": paired[name][1]}
+         for name, (op, _) in zip(output_names(int8_bytes), _operators(int8_bytes)) if name in paired])
 
 
 def choose_float_ops(float32_ms, int8_ops):
