@@ -338,3 +338,19 @@ def test_modality_dropout_serialisation(tmp_path):
     assert loaded.layers[-1].get_config() == layer.get_config()
     with pytest.raises(ValueError, match="rate=1"):
         ModalityDropout(1.0)
+
+
+def test_film_attention_distance_term_is_new_and_old_runs_load_without_it():
+    """Glimpse 2's κ·distance² has its own weights: layers made today have them, a config saved
+    before the argument existed restores the layer as it was trained (no κ)."""
+    tensors = {k: tf.constant(v) for k, v in make_inputs(PRESENCE).items() if k != "presence"}
+
+    def distance_weights(layer):
+        call_fusion(layer, tensors, tf.constant(PRESENCE))
+        return getattr(layer, "distance_weight", None)
+
+    layer = make_layer("film_attention")
+    assert distance_weights(layer) is not None and layer.get_config()["glimpse_distance"] is True
+    old = type(layer).from_config({k: v for k, v in layer.get_config().items() if k != "glimpse_distance"})
+    assert old.glimpse_distance is False and distance_weights(old) is None
+    assert len(old.weights) == len(layer.weights) - 2  # κ's kernel and bias

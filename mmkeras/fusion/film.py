@@ -62,29 +62,34 @@ class FilmFusion(TokenFusionLayer):
     attended cell's features r₁ and grid position p; then every cell i becomes
     h_i = ReLU(Dense(ReLU((1 + γ)·(W x_i + U [c_i − p, (c_i − p)²] + V r₁) + β))), so its
     squared distance from p is a linear function of h_i's inputs and the condition's (γ, β)
-    choose what is compared; glimpse 2 is a softmax over h, and the masked mean of h joins
-    (a max cannot count). Read: [max x, r₁, p, Σ softmax·h, mean h]. Without a feature map
+    choose what is compared; glimpse 2 is a softmax over a score of h plus κ·d_i², d_i cell i's
+    distance from p in cells and κ a linear function of the condition (its sign picks closest or
+    furthest); the masked mean of h joins (a max cannot count). Read: [max x, r₁, p, Σ softmax·h, mean h]. Without a feature map
     (tokens that have no grid) the offsets are left out.
 
     Args:
         dim: channels of the blocks and width of the fused vector.
         blocks: number of FiLM residual blocks.
-        readout: "max" or "relation".
+        readout: "max", "relation" or "attention".
         max_objects: with "relation", the most cells paired.
         dropout: dropout rate on the fused vector.
+        glimpse_distance: with "attention" over a feature map, glimpse 2's score also gets
+            κ(condition)·(squared distance from p in cells²); a model saved before this
+            argument existed has no κ and loads without it.
 
     Example:
         fused = FilmFusion(dim=64, blocks=2, dropout=0.1, grids=[(5, 5), None])(
             {"embeddings": [img, txt], "tokens": [cells, words], "masks": [cell_mask, word_mask]}, presence)
     """
 
-    def __init__(self, dim, blocks, dropout, readout="max", max_objects=25, **kwargs):
+    def __init__(self, dim, blocks, dropout, readout="max", max_objects=25, glimpse_distance=True, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         check_positive_int("blocks", blocks)
         check_positive_int("max_objects", max_objects)
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
         self.blocks, self.readout, self.max_objects = blocks, readout, max_objects
+        self.glimpse_distance = glimpse_distance
 
     def build(self, input_shape):
         shapes = token_shapes(input_shape)
@@ -186,6 +191,13 @@ class FilmFusion(TokenFusionLayer):
         # Only where the tokens are the map's cells: the coordinates are the map's own grid.
         self.coordinates = tf.constant(grid_coordinates(*grid), dtype=self.compute_dtype)
         self.relative_offsets = dense(self.dim, "glimpse_2_offsets", (None, n, 4), use_bias=False)
+        if self.glimpse_distance:
+            # Glimpse 2's score also gets κ(condition) · (squared distance from p, in cells²): picking
+            # the closest or the furthest object needs the score to fall or rise steeply with
+            # distance, which through h's layers at their initial scale takes many steps to learn
+            # (objects are 2 cells apart or more: one cell² must move the softmax). Zero at first.
+            self.cell_units = tf.constant([(grid[0] - 1) / 2, (grid[1] - 1) / 2], dtype=self.compute_dtype)
+            self.distance_weight = dense(1, "glimpse_2_distance", condition, kernel_initializer="zeros")
         return 3 * self.dim + 2  # + the position p
 
     def glimpses(self, x, mask, condition):
@@ -205,8 +217,16 @@ class FilmFusion(TokenFusionLayer):
             reads.append(position)
         gamma, beta = tf.split(self.relative_film(condition), 2, axis=-1)
         h = self.relative_hidden(tf.nn.relu((1.0 + gamma[:, None]) * h + beta[:, None])) * mask[:, :, None]
-        second = masked_softmax(self.second_score(h)[..., 0], mask)[..., None]
+        scores = self.second_score(h)[..., 0]
+        if self.spatial and self.glimpse_distance:
+            scores += self.distance_weight(condition) * tf.reduce_sum(tf.square(offsets * self.cell_units), axis=-1)
+        second = masked_softmax(scores, mask)[..., None]
         return [*reads, tf.reduce_sum(second * h, axis=1), self.cell_mean(h, padding_mask=mask)]
 
     def get_config(self):
-        return {**super().get_config(), "blocks": self.blocks, "readout": self.readout, "max_objects": self.max_objects}
+        return {**super().get_config(), "blocks": self.blocks, "readout": self.readout, "max_objects": self.max_objects,
+                "glimpse_distance": self.glimpse_distance}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"glimpse_distance": False, **config})  # saved before the distance term: as trained
