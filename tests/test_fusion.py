@@ -7,6 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
+from mmkeras.export.tflite import float_ops
 from mmkeras.fusion import FUSION_PARAMS, FUSIONS
 from mmkeras.layers.modality_dropout import ModalityDropout
 
@@ -230,6 +231,14 @@ def test_tflite_float_builtins_only(fusion):
     np.testing.assert_allclose(run_tflite(convert(model), data), output, atol=1e-4)
 
 
+# Float islands the int8 conversions of these cases still have (measured, TF 2.21): the
+# ZEROS_LIKE that broadcasts a constant over the batch (the attention fusions' fusion token,
+# `GridTokens`' coordinates) and cross_attention's cell pooling. Any other float op is new and
+# fails the test.
+KNOWN_FLOAT_OPS_IN_INT8 = {"attention": {"ZEROS_LIKE"}, "film_relation": {"ZEROS_LIKE"},
+                           "cross_attention": {"RESHAPE", "STRIDED_SLICE", "ZEROS_LIKE", "MUL"}}
+
+
 def test_tflite_int8(fusion):
     name, _, model, _, _ = fusion
     presence = (np.random.default_rng(1).random((64, len(DIMS))) < 0.7).astype("float32")
@@ -241,6 +250,7 @@ def test_tflite_int8(fusion):
     # over seeds 0-3) with the bounded key mask, 0.22 with Keras MultiHeadAttention's -1e9.
     bound = 0.15 if name == "attention" else 0.35
     assert np.sqrt(np.mean((quantised - expected) ** 2)) < bound * expected.std()
+    assert set(float_ops(content)) == KNOWN_FLOAT_OPS_IN_INT8.get(name, set()), name
 
 
 @pytest.mark.parametrize("name", ["attention", "cross_attention"])

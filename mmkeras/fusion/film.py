@@ -219,7 +219,9 @@ class FilmFusion(TokenFusionLayer):
         h = self.relative_hidden(tf.nn.relu((1.0 + gamma[:, None]) * h + beta[:, None])) * mask[:, :, None]
         scores = self.second_score(h)[..., 0]
         if self.spatial and self.glimpse_distance:
-            scores += self.distance_weight(condition) * tf.reduce_sum(tf.square(offsets * self.cell_units), axis=-1)
+            cells = offsets * self.cell_units
+            # x·x, not tf.square: int8 TFLite has a MUL kernel and no SQUARE one (a float island).
+            scores += self.distance_weight(condition) * tf.reduce_sum(cells * cells, axis=-1)
         second = masked_softmax(scores, mask)[..., None]
         return [*reads, tf.reduce_sum(second * h, axis=1), self.cell_mean(h, padding_mask=mask)]
 
