@@ -64,8 +64,9 @@ class FilmFusion(TokenFusionLayer):
     squared distance from p is a linear function of h_i's inputs and the condition's (γ, β)
     choose what is compared; glimpse 2 is a softmax over a score of h plus κ·d_i², d_i cell i's
     distance from p in cells and κ a linear function of the condition (its sign picks closest or
-    furthest); the masked mean of h joins (a max cannot count). Read: [max x, r₁, p, Σ softmax·h, mean h]. Without a feature map
-    (tokens that have no grid) the offsets are left out.
+    furthest); the masked mean of h joins (a max cannot count). Read: [max x, r₁, p,
+    Σ softmax·h, mean h]. Without a feature map (tokens that have no grid) the offsets and
+    the distance are left out.
 
     Args:
         dim: channels of the blocks and width of the fused vector.
