@@ -59,7 +59,7 @@ def op_profile(tflite_bytes, invokes=200, rounds=5, slowest=10):
         name = op_name(model, op)
         types = sorted({_TENSOR_TYPES[graph.tensors[i].type] for i in op.outputs if i >= 0})
         ms = None
-        if name not in _CONTROL_FLOW and op.outputs[0] not in folded:
+        if _timed_alone(model, op, folded):
             ms = max(0.0, _invoke_ms(_one_op_model(model, op, folded), invokes, rounds) - overhead)
         every.append({"index": index, "op": name, "types": "/".join(types), "ms": ms})
     timed = [t for t in every if t["ms"] is not None]
@@ -94,7 +94,7 @@ def paired_op_ms(reference_bytes, candidate_bytes, invokes=200, rounds=7):
         graph, folded = model.subgraphs[0], _folded_weights(model)
         pairs.append({graph.tensors[op.outputs[0]].name.decode(): (model, op, folded)
                       for op in graph.operators
-                      if op_name(model, op) not in _CONTROL_FLOW and op.outputs[0] not in folded})
+                      if _timed_alone(model, op, folded)})
     reference, candidate = pairs
     null = _ready_interpreter(_null_model())
     timed = {}
@@ -107,6 +107,12 @@ def paired_op_ms(reference_bytes, candidate_bytes, invokes=200, rounds=7):
                 times[side].append(max(0.0, _round_ms(ops[side], invokes) - overhead))
         timed[name] = (statistics.median(times[0]), statistics.median(times[1]))
     return timed
+
+
+def _timed_alone(model, op, folded):
+    """Whether `op` can be cut out and timed alone: not control flow (it calls other subgraphs),
+    not a float16 weight's DEQUANTIZE (`folded`: LiteRT runs it once, when the model loads)."""
+    return op_name(model, op) not in _CONTROL_FLOW and op.outputs[0] not in folded
 
 
 def output_names(tflite_bytes):
