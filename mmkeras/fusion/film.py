@@ -5,7 +5,7 @@ from typing import Literal
 
 from mmkeras.config.base import PositiveInt, registered
 from mmkeras.fusion.base import (FUSIONS, FUSION_PARAMS, FusionParams, TokenFusionLayer,
-                                 check_positive_int, object_modality, token_shapes)
+                                 check_positive_int, dense_over_parts, object_modality, token_shapes)
 from mmkeras.fusion.relation import mean_over_pairs, pair_function
 from mmkeras.lazy import keras, tf
 
@@ -162,7 +162,7 @@ class FilmFusion(TokenFusionLayer):
             read.append(mean_over_pairs(objects, object_mask, condition, g))
         if self.readout == "attention":
             read.extend(self.glimpses(x, masks[self.target], condition))
-        return self.head(tf.concat([*read, self.pooled(embeddings, presence)], axis=-1))
+        return dense_over_parts(self.head, [*read, *embeddings, presence])
 
     def build_glimpses(self, n, grid, condition_width, policy):
         """The attention readout's layers; returns the width it adds to the head's input."""
