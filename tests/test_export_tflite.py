@@ -66,7 +66,19 @@ def samples(ctx):
 
 @pytest.fixture(scope="module")
 def keras_outputs(ctx, samples):
-    return [ctx.keras_predict(x) for x, _ in samples]
+    return ctx.keras_outputs(samples)
+
+
+def test_keras_outputs_in_batches_are_each_samples_own(ctx, samples, keras_outputs):
+    """Batches of 3 and of 256 over 8 samples (short last batches): each sample's outputs as its own call gives them."""
+    single = [ctx.keras_predict(inputs) for inputs, _ in samples]
+    for outputs in (ctx.keras_outputs(samples, batch_size=3), keras_outputs):
+        assert len(outputs) == len(single)
+        for batched, own in zip(outputs, single):
+            assert batched.keys() == own.keys()
+            for name in own:
+                assert batched[name].shape == own[name].shape
+                np.testing.assert_allclose(batched[name], own[name], atol=1e-5)
 
 
 @pytest.fixture(scope="module")

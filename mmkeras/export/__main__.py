@@ -93,7 +93,7 @@ def main(args):
     # Every variant is scored on the same held-out split, against the same Keras outputs.
     eval_split = "test" if ctx.cfg.data.test else "validation"
     samples = ctx.samples(eval_split)
-    keras_outputs = [ctx.keras_predict(x) for x, _ in samples]
+    keras_outputs = ctx.keras_outputs(samples)
     step(f"verifying on {len(samples)} {eval_split} records")
     results, frontends = {}, {}
 
@@ -153,7 +153,7 @@ def export_tflite(ctx, export_dir, quantize, n_calibration, samples, keras_outpu
             model_ctx, outputs, facts = ctx, keras_outputs, None
             if method is not None:
                 model_ctx, facts = fine_tuned(ctx, method)
-                outputs = [model_ctx.keras_predict(x) for x, _ in samples]
+                outputs = model_ctx.keras_outputs(samples)
             export_variants(model_ctx, export_dir, names, calibration, samples, outputs, frontends,
                             os.path.join(tmp, method or "trained"), results, facts)
     return frontend_results

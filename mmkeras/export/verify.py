@@ -5,7 +5,7 @@ A variant is anything callable as `runner(inputs) -> {output: float array}` with
 Serving SavedModel through its raw-input signature.
 
 Example:
-    keras_outputs = [ctx.keras_predict(x) for x, _ in samples]   # once, shared by all variants
+    keras_outputs = ctx.keras_outputs(samples)   # once, shared by all variants
     frontends = {"speech": LiteRTRunner(frontend_bytes)}
     result = verify_variant(TFLitePipeline(LiteRTRunner(tflite_bytes), frontends), samples, keras_outputs,
                             ctx, "float32")
