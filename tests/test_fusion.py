@@ -399,3 +399,27 @@ def test_dense_over_parts_is_the_same_function_and_keeps_a_small_part_in_int8():
         errors[by_parts] = np.sqrt(np.mean((run_tflite(content, data) - expected) ** 2))
     # Concatenated, p gets the features' scale (step 0.1): an error of ~0.3 on each output.
     assert errors[True] < errors[False] / 3, errors
+
+
+def test_a_saved_model_whose_config_builds_fewer_weights_is_refused(tmp_path):
+    """A film readout saved with its distance term, its config then stripped of the argument (as
+    one trained between the term and its argument was saved): tf_keras would load it without κ's
+    weights and say nothing; `load_model` names the mismatch."""
+    import re
+    import zipfile
+
+    from mmkeras.training.loop import load_model
+
+    keras.utils.set_random_seed(0)
+    path, stripped = tmp_path / "film.keras", tmp_path / "stripped.keras"
+    functional_model("film_attention", make_layer("film_attention")).save(path)
+    assert len(load_model(str(path)).weights) > 0  # as saved: loads
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(stripped, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                data = re.sub(rb',? *"glimpse_distance": true', b"", data)
+                assert b"glimpse_distance" not in data
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match=r"holds \d+ weight arrays where the model its config builds has \d+"):
+        load_model(str(stripped))
