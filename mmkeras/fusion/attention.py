@@ -95,10 +95,11 @@ class AttentionFusion(FusionLayer):
         super().build(input_shape)
 
     def fuse(self, embeddings, presence, training):
+        from mmkeras.layers.tokens import broadcast_over_batch  # TensorFlow: not at import (base.py)
+
         tokens = tf.stack([norm(p(x)) for p, norm, x in zip(self.projections, self.token_norms, embeddings)], axis=1)
         tokens += self.modality_embeddings  # [B, M, dim]
-        # Broadcasting add instead of tf.tile: one builtin op that quantises cleanly.
-        fusion_token = self.fusion_token + tf.zeros_like(tokens[:, :1])
+        fusion_token = broadcast_over_batch(self.fusion_token, tokens)
         tokens = tf.concat([fusion_token, tokens], axis=1)
         key_mask = tf.concat([tf.ones_like(presence[:, :1]), presence], axis=1)  # [B, M + 1]
         for block in self.blocks:

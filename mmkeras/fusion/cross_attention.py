@@ -104,11 +104,13 @@ class CrossAttentionFusion(TokenFusionLayer):
         super().build(input_shape)
 
     def fuse_tokens(self, embeddings, presence, tokens, masks, training):
+        from mmkeras.layers.tokens import broadcast_over_batch  # TensorFlow: not at import (base.py)
+
         merged = [self.merge_cells(i, t, m, k) for i, (t, m, k) in enumerate(zip(tokens, masks, self.pools))]
         tokens, masks = [t for t, _ in merged], [m for _, m in merged]
         projected = [norm(p(t)) + self.modality_embeddings[i]
                      for i, (p, norm, t) in enumerate(zip(self.projections, self.token_norms, tokens))]
-        fusion_token = self.fusion_token + tf.zeros_like(projected[0][:, :1])
+        fusion_token = broadcast_over_batch(self.fusion_token, projected[0])
         x = tf.concat([fusion_token, *projected], axis=1)
         key_mask = tf.concat([tf.ones_like(presence[:, :1]), *masks], axis=1)
         for block in self.blocks:

@@ -10,14 +10,25 @@ def grid_coordinates(h, w):
     return np.stack([rows, cols], -1).reshape(1, h * w, 2).astype("float32")
 
 
+def broadcast_over_batch(constant, like):
+    """`constant` [1, ...] repeated over the batch of tensor `like` [B, ...] → [B, ...].
+
+    BROADCAST_TO, not `constant + tf.zeros_like(like)`: int8 TFLite has no int8 ZEROS_LIKE
+    kernel, so that sum stayed a float island (dequantise, zeros, add, quantise) in every int8
+    file of the token fusions; with a static batch the converter folds this to a constant.
+    """
+    batch = tf.shape(like)[:1]
+    return tf.broadcast_to(constant, tf.concat([batch, tf.shape(constant)[1:]], axis=0))
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
 class GridTokens(keras.layers.Layer):
     """Feature map [B, H, W, C] → tokens [B, H·W, C + 2]: each cell with its (row, column) in [-1, 1].
 
     A fusion that attends over, pairs or conditions these cells can then tell *where* a
     feature is (left of, closest to), which global pooling throws away. The coordinates
-    are constants added to a zero tensor shaped like the input, so the graph stays builtin
-    ops (no tf.tile) and int8 keeps them on the tokens' own scale.
+    are constants broadcast over the batch (`broadcast_over_batch`), so the graph stays
+    builtin ops and int8 keeps them on the tokens' own scale.
 
     Example:
         tokens = GridTokens()(feature_map)  # [B, 5, 5, 64] → [B, 25, 66]
@@ -31,7 +42,7 @@ class GridTokens(keras.layers.Layer):
     def call(self, feature_map):
         h, w, c = feature_map.shape[1:]
         cells = tf.reshape(feature_map, [-1, h * w, c])
-        return tf.concat([cells, self.coordinates + tf.zeros_like(cells[:, :, :2])], axis=-1)
+        return tf.concat([cells, broadcast_over_batch(self.coordinates, cells)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape([input_shape[0], input_shape[1] * input_shape[2], input_shape[3] + 2])
