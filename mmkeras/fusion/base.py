@@ -299,7 +299,9 @@ class TokenFusionLayer(FusionLayer):
         presence = tf.cast(presence, self.compute_dtype)
         embeddings = [x * presence[:, i : i + 1] for i, x in enumerate(embeddings)]
         masks = [tf.cast(m, self.compute_dtype) * presence[:, i : i + 1] for i, m in enumerate(masks)]
-        tokens = [t * m[:, :, None] for t, m in zip(tokens, masks)]
+        # expand_dims, not m[:, :, None]: for a one-token modality the converter kept that
+        # slice's RESHAPE, STRIDED_SLICE and the product float in int8 files.
+        tokens = [t * tf.expand_dims(m, -1) for t, m in zip(tokens, masks)]
         fused = self.fuse_tokens(embeddings, presence, tokens, masks, training)
         return self.output_dropout(fused, training=training)
 
