@@ -392,7 +392,9 @@ def test_dense_over_parts_is_the_same_function_and_keeps_a_small_part_in_int8():
                                    + data["position"] @ np.full((2, 4), 10.0), rtol=1e-5, atol=1e-4)
         content = convert(model, representative=data)
         errors[by_parts] = np.sqrt(np.mean((run_tflite(content, data) - expected) ** 2))
-    # Concatenated, p gets the features' scale (step 0.1): an error of ~0.3 on each output.
+    # Concatenated, the kernel has one int8 scale per output channel (the features' 0.01 round to
+    # zero beside p's 10) and the input one scale (p gets the features' step, 0.1): RMS error 8.1
+    # measured, 0.066 by parts.
     assert errors[True] < errors[False] / 3, errors
 
 

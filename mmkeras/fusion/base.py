@@ -193,7 +193,8 @@ def dense_over_parts(layer, parts):
     features keeps few steps of it: the attention readout's position p, in [-1, 1] beside
     features up to 26, had 18, half a cell of the 10×10 map, and int8 answered sort_of_clevr's
     left/right questions at 0.906 against Keras's 0.985 (README, VQA section). Apart, each
-    part is quantised on its own range before its product.
+    part is quantised on its own range before its product, and each part's rows of the kernel
+    get their own per-channel scales.
     """
     kernel = tf.cast(layer.kernel, layer.compute_dtype)
     start, total = 0, None
