@@ -35,7 +35,9 @@ def trained(tiny_data, tmp_path_factory):
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     out = tmp / "run"
-    proc = run("train.py", "--config", str(cfg), "--output", str(out))
+    # --deterministic: the scores below are thresholds on one 10-epoch run; a CI run of the parallel
+    # pipeline under load gave tags micro-F1 0.436 where the others gave more than 0.5.
+    proc = run("train.py", "--config", str(cfg), "--output", str(out), "--deterministic")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cfg, out, proc
 
