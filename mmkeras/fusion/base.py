@@ -277,9 +277,15 @@ class TokenFusionLayer(FusionLayer):
         return sum(dims) + len(dims)
 
     @staticmethod
-    def pooled(embeddings, presence):
+    def pooled_parts(embeddings, presence):
+        """What `pooled` concatenates, in its order: every (presence-masked) embedding, then the
+        presence flags (for `dense_over_parts`, which reads them without concatenating)."""
+        return [*embeddings, presence]
+
+    @classmethod
+    def pooled(cls, embeddings, presence):
         """[B, Σd_i + M]: every (presence-masked) embedding and the presence flags."""
-        return tf.concat([*embeddings, presence], axis=-1)
+        return tf.concat(cls.pooled_parts(embeddings, presence), axis=-1)
 
     @staticmethod
     def condition_width(input_shape, target):

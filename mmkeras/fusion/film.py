@@ -162,7 +162,7 @@ class FilmFusion(TokenFusionLayer):
             read.append(mean_over_pairs(objects, object_mask, condition, g))
         if self.readout == "attention":
             read.extend(self.glimpses(x, masks[self.target], condition))
-        return dense_over_parts(self.head, [*read, *embeddings, presence])
+        return dense_over_parts(self.head, [*read, *self.pooled_parts(embeddings, presence)])
 
     def build_glimpses(self, n, grid, condition_width, policy):
         """The attention readout's layers; returns the width it adds to the head's input."""
