@@ -97,6 +97,7 @@ def test_vqa_set_builds_trains_a_token_fusion_and_tabulates_per_question_type(tm
     lines = probe.stdout.splitlines()
     assert lines[0] == "film {'readout': 'attention'}: 120 training questions, 12 scenes, 4 scenes a step"
     assert re.match(r"epoch 1: \d+ s, loss \d+\.\d{3}, validation (0\.\d{3}|1\.000) \(shape ", lines[1]), lines[1]
+    assert re.search(r"variance from the colour (0|1)\.\d\d, from the type (0|1)\.\d\d$", lines[1]), lines[1]
 
 
 def test_group_table_lists_every_group_value():
