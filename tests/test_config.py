@@ -98,6 +98,8 @@ def test_loads_typed_sections_and_defaults(tiny_data):
     (lambda r: r["training"].update(learning_rate=True), "training.learning_rate: expected a number, got True"),
     (lambda r: r["training"].update(learning_rate=float("inf")), "training.learning_rate: expected a finite number, got inf"),
     (lambda r: r["fusion"].update(modality_dropout=float("nan")), "fusion.modality_dropout: expected a finite number, got nan"),
+    (lambda r: r["training"].update(warmup_epochs=2), "training: warmup_epochs (2) must be fewer than epochs (2)"),
+    (lambda r: r["training"].update(warmup_epochs=-1), "training.warmup_epochs: expected a value >= 0, got -1"),
 ])
 def test_config_errors_name_key_and_value(tiny_data, mutate, message):
     raw = tiny_config_dict(tiny_data)

@@ -168,6 +168,23 @@ def test_the_train_step_is_traced_once_with_the_metrics_fit_names(tiny_run):
     assert set(logs) == {k for k in history if k != "epoch" and not k.startswith("val_")}
 
 
+def test_learning_rate_warms_up_then_decays(tiny_data):
+    """`training.warmup_epochs`: the rate rises linearly from 0 to `learning_rate`, then follows
+    the cosine decay over the remaining steps; a fine-tune (`epochs` given) starts at its peak."""
+    from conftest import tiny_config_dict
+    from mmkeras.config import config_from_dict
+    from mmkeras.training.loop import learning_rate_schedule
+
+    cfg = config_from_dict(tiny_config_dict(tiny_data, epochs=10, learning_rate=0.01, warmup_epochs=1.5))
+    rate = learning_rate_schedule(cfg, steps_per_epoch=4)  # 6 warm-up steps of 40
+    assert [round(float(rate(step)), 6) for step in (0, 3, 6)] == [0.0, 0.005, 0.01]
+    assert float(rate(23)) == pytest.approx(0.01 * (0.05 + 0.95 * 0.5), rel=1e-4)  # halfway through the decay
+    assert float(rate(40)) == pytest.approx(0.0005)
+    assert float(learning_rate_schedule(cfg, 4, epochs=2, learning_rate=0.001)(0)) == pytest.approx(0.001)
+    unwarmed = config_from_dict(tiny_config_dict(tiny_data, epochs=10, learning_rate=0.01))
+    assert float(learning_rate_schedule(unwarmed, 4)(0)) == pytest.approx(0.01)
+
+
 def test_joint_training_learns_every_output(trained):
     _, out, _ = trained
     metrics = json.load(open(out / "metrics.json"))

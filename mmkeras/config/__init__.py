@@ -133,6 +133,9 @@ class TrainingConfig:
     epochs: PositiveInt = 15
     batch_size: PositiveInt = 32
     learning_rate: Annotated[Number, Gt(0)] = 2e-3
+    # Epochs over which the learning rate rises linearly from 0 to `learning_rate` before the
+    # cosine decay over the rest; may be fractional. 0: no warm-up (README "Quality").
+    warmup_epochs: Annotated[Number, Ge(0)] = 0.0
     # AdamW's decoupled decay (scaled by the learning rate); 0.05 regularises small data sets.
     weight_decay: Annotated[Number, Ge(0)] = 0.05
     # Patience in epochs on the monitored figure; the best epoch's weights are kept. 15 (no stop
@@ -147,6 +150,13 @@ class TrainingConfig:
     mixed_precision: Bool = False
     jit_compile: Bool = False
     seed: NonNegativeInt = 0
+
+    @pydantic.model_validator(mode="after")
+    def _warmup_within_the_epochs(self):
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs:g}) must be fewer than epochs ({self.epochs}): "
+                             "the learning rate would never leave its warm-up")
+        return self
 
 
 @section

@@ -28,13 +28,12 @@ from mmkeras.run_dir import read_history
 
 
 def compile_model(model, cfg, steps_per_epoch, epochs=None, learning_rate=None):
-    """AdamW with cosine decay over the planned steps, one loss per head weighted by λ.
+    """AdamW on `learning_rate_schedule`, one loss per head weighted by λ.
 
     `epochs` and `learning_rate` replace `training.epochs` and `training.learning_rate` (a fine-tune).
     """
     t = cfg.training
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate or t.learning_rate, decay_steps=max(1, (epochs or t.epochs) * steps_per_epoch), alpha=0.05)
+    schedule = learning_rate_schedule(cfg, steps_per_epoch, epochs, learning_rate)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay)
     loss, loss_weights, metrics = compile_args(cfg, model)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer. Per-record
@@ -42,6 +41,18 @@ def compile_model(model, cfg, steps_per_epoch, epochs=None, learning_rate=None):
     # only; `weighted_metrics=[]` says so, or Keras warns twice an epoch that metrics ignore them.
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
                   weighted_metrics=[], jit_compile=t.jit_compile)
+
+
+def learning_rate_schedule(cfg, steps_per_epoch, epochs=None, learning_rate=None):
+    """Cosine decay to 5% over the planned steps, after `training.warmup_epochs` of linear
+    warm-up from 0; a fine-tune (`epochs` given) starts from trained weights, so at its peak."""
+    t = cfg.training
+    total = max(1, (epochs or t.epochs) * steps_per_epoch)
+    warmup = 0 if epochs else min(total - 1, round(t.warmup_epochs * steps_per_epoch))
+    peak = learning_rate or t.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else peak, decay_steps=total - warmup, alpha=0.05,
+        warmup_target=peak if warmup else None, warmup_steps=warmup)
 
 
 def build_training_state(model, targets):
