@@ -190,7 +190,7 @@ def export_variants(ctx, export_dir, names, calibration_samples, samples, keras_
     from mmkeras.export.report import describe_kept
     from mmkeras.export.tflite import (convert_variant, float_layers_of, inspect_tflite, quantization_config,
                                        representative_dataset, save_bundle, save_tflite, signature_input_names,
-                                       zipped_size)
+                                       size_breakdown, zipped_size)
     from mmkeras.export.verify import verify_variant
     from mmkeras.runtime import LiteRTRunner, TFLitePipeline
 
@@ -222,6 +222,7 @@ def export_variants(ctx, export_dir, names, calibration_samples, samples, keras_
                          # front-ends and the metadata's packed files (vocabulary, labels), which
                          # are the same bytes in every variant.
                          "graph_size_bytes": len(converted[name]),
+                         "size_breakdown": size_breakdown(converted[name]),
                          "bundle": os.path.relpath(bundle, export_dir),
                          "bundle_size_bytes": os.path.getsize(bundle), "op_profile": op_profile(converted[name])}
         if fine_tune is not None:

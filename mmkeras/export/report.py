@@ -187,6 +187,34 @@ def why_int8_is_slow(result, reference):
     return note + f"; slower than in float32, each op timed alone: {named}"
 
 
+# An integer variant larger than this share of float32's file gets a note saying which of its bytes
+# did not shrink (the compression issue's aim: int8 at most 0.27× float32's size).
+INT8_SIZE_NOTE = 0.27
+
+
+def why_int8_is_large(result, reference):
+    """One note when an integer variant's file is over INT8_SIZE_NOTE× float32's: its ratio, its
+    weights against float32's, and the bytes 8 bits do not shrink (`tflite.size_breakdown`, and the
+    metadata every variant carries alike), the largest first; None otherwise."""
+    if result.get("float_ops") is None or not reference:
+        return None
+    if result["size_bytes"] <= INT8_SIZE_NOTE * reference["size_bytes"]:
+        return None
+    note = (f"- {result['variant']}: the file is {result['size_bytes'] / reference['size_bytes']:.2f}× float32's "
+            f"(the aim for an integer variant: ≤ {INT8_SIZE_NOTE}×)")
+    mine, theirs = result.get("size_breakdown"), reference.get("size_breakdown")
+    if not mine or not theirs:
+        return note
+    kept = {part: size for part, size in mine.items() if part != "weights"}
+    if "graph_size_bytes" in result:
+        kept["metadata (packed vocabulary and labels, the same in every variant)"] = (
+            result["size_bytes"] - result["graph_size_bytes"])
+    named = ", ".join(f"{part} {size / 1024:.1f} KB" for part, size in sorted(kept.items(), key=lambda p: -p[1]))
+    return (note + f"; its weights are {_ratio(mine['weights'], theirs['weights'])}× float32's "
+            f"({mine['weights'] / 1024:.1f} against {theirs['weights'] / 1024:.1f} KB); what 8 bits do not "
+            f"shrink: {named}")
+
+
 def describe_kept(kept):
     """One op a selective variant left float, and why (an entry of its `kept_float`)."""
     if "layer" in kept:
@@ -231,7 +259,8 @@ def _notes(results):
              "Max diff: largest |TFLite − Keras| output value. Latency: median batch-1 run, one thread, "
              "end to end (front-ends included); model ms: the variant's file alone, fed the front-ends' features."]
     reference = results.get(REFERENCE)
-    notes += [n for n in (why_int8_is_slow(r, reference) for r in results.values()) if n]
+    notes += [note for r in results.values()
+              for note in (why_int8_is_slow(r, reference), why_int8_is_large(r, reference)) if note]
     for name, result in results.items():
         for output, o in result.get("outputs", {}).items():
             points = 100 * (o["keras_value"] - o["value"])
