@@ -567,7 +567,7 @@ def test_report_says_which_bytes_keep_int8_over_the_size_aim(results):
         "int32 constants": 4100, "quantisation parameters": 9000, "names": 5100, "structure": 13_300})
     lines = markdown({"float32": reference, "int8": large}, {"model": "tiny"}).splitlines()
     assert ("- int8: the file is 0.28× float32's (the aim for an integer variant: ≤ 0.27×); its weights are 0.25× "
-            "float32's (285.6 against 1142.6 KB); what 8 bits do not shrink: metadata (packed vocabulary and labels, "
+            "float32's (285.6 against 1142.6 KB); what 8 bits do not shrink: metadata (descriptions, vocabulary, labels: "
             "the same in every variant) 15.6 KB, structure 13.0 KB, quantisation parameters 8.8 KB, names 5.0 KB, "
             "int32 constants 4.0 KB") in lines
     small = {**large, "size_bytes": 320_000}

@@ -207,7 +207,7 @@ def why_int8_is_large(result, reference):
         return note
     kept = {part: size for part, size in mine.items() if part != "weights"}
     if "graph_size_bytes" in result:
-        kept["metadata (packed vocabulary and labels, the same in every variant)"] = (
+        kept["metadata (descriptions, vocabulary, labels: the same in every variant)"] = (
             result["size_bytes"] - result["graph_size_bytes"])
     named = ", ".join(f"{part} {size / 1024:.1f} KB" for part, size in sorted(kept.items(), key=lambda p: -p[1]))
     return (note + f"; its weights are {_ratio(mine['weights'], theirs['weights'])}× float32's "
