@@ -61,10 +61,11 @@ def test_pruning_reaches_its_sparsity_and_qat_keeps_its_best_epoch(compressed):
     assert 0.58 <= pruned["sparsity"] <= 0.62, pruned
     assert report["variants"]["int8_pruned"]["fine_tune"] == pruned  # one fine-tune for both
     qat = report["variants"]["int8_qat"]["fine_tune"]
-    assert qat["method"] == "qat" and len(qat["validation"]) == 2
+    # Epoch 0, the calibrated copy before any step, is a candidate too.
+    assert qat["method"] == "qat" and len(qat["validation"]) == 3 and qat["first_epoch"] == 0
     values = np.array(qat["validation"])
     best = values.argmax() if qat["monitor"].endswith(("accuracy", "f1")) else values.argmin()
-    assert qat["kept_epoch"] == best + 1
+    assert qat["kept_epoch"] == best
     assert "qat: kept epoch" in stdout
 
 
@@ -105,3 +106,46 @@ def test_without_tfmot_the_fine_tunes_say_how_to_install_it(monkeypatch):
     with pytest.raises(UserError, match="TF-MOT, which is not installed") as error:
         tfmot()
     assert TFMOT_INSTALL in str(error.value) and "\n" not in str(error.value)
+
+
+def test_qat_ranges_start_from_the_data_and_leave_the_other_weights():
+    """TF-MOT's ranges start at [-6, 6]; calibrated, they are the data's, BatchNorm's statistics unchanged."""
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from mmkeras.export.fine_tune import _range_variables, calibrate_ranges
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, use_bias=False, kernel_initializer=keras.initializers.Constant(5.0))(image)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = tfmot.quantization.keras.quantize_model(keras.Model(image, keras.layers.Dense(2)(x)))
+    images = np.random.default_rng(0).uniform(0.0, 0.5, (64, 8, 8, 1)).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices((images, np.zeros(64, "int64"))).batch(16)
+    ranges = _range_variables(model)
+    moving = [v for q, v in ranges if isinstance(q, tfmot.quantization.keras.quantizers.MovingAverageQuantizer)]
+    assert len(moving) >= 2 and all(float(v["max_var"].numpy()) == 6.0 for v in moving)
+    is_range = {v.ref() for _, v in ranges for v in v.values()}
+    before = {w.name: w.numpy() for w in model.weights if w.ref() not in is_range}
+
+    calibrate_ranges(model, batches)
+
+    for w in model.weights:
+        if w.ref() not in is_range and "optimizer_step" not in w.name:
+            np.testing.assert_array_equal(w.numpy(), before[w.name], err_msg=w.name)  # BatchNorm's statistics too
+    inputs = [v for q, v in ranges if isinstance(q, tfmot.quantization.keras.quantizers.AllValuesQuantizer)]
+    assert len(inputs) == 1  # the image's QuantizeLayer: its range is the pixels', from 0
+    assert float(inputs[0]["min_var"].numpy()) == 0.0
+    assert float(inputs[0]["max_var"].numpy()) == pytest.approx(images.max(), rel=1e-6)
+    # The ReLU after the folded BatchNorm: its range is [0, the largest output seen], far below 6.
+    # In training mode BatchNorm normalises each batch, so its outputs' maxima are a few units.
+    assert all(-6.0 < float(v["min_var"].numpy()) <= 0.0 < float(v["max_var"].numpy()) < 6.0 for v in moving)
+    # The kernels' ranges are the kernels' own (a training step sets them), kept after the pass.
+    kernels = [v for q, v in ranges if isinstance(q, tfmot.quantization.keras.quantizers.LastValueQuantizer)]
+    assert kernels and all(np.max(v["max_var"].numpy()) < 6.0 for v in kernels)
+    assert any(np.all(v["max_var"].numpy() == pytest.approx(5.0)) for v in kernels)  # the conv's constant kernel
+    relu = [v for v in moving if float(v["min_var"].numpy()) == 0.0]
+    assert relu and all(0.5 < float(v["max_var"].numpy()) < 5.0 for v in relu), [v["max_var"] for v in relu]

@@ -169,7 +169,7 @@ def fine_tuned(ctx, method):
     tuned = ctx.with_model(model)
     scores = ", ".join(f"{k} {v:.3f}" for k, v in facts.items() if k.endswith("sparsity") and k != "target_sparsity")
     step(f"  {method}: kept epoch {facts['kept_epoch']} of {epochs}"
-         f" ({facts['monitor']}: {', '.join(f'{v:.4f}' for v in facts['validation'] or [])})" + (f"; {scores}" if scores else ""))
+         f" ({facts['monitor']}, epochs {facts['first_epoch']}–{epochs}: {', '.join(f'{v:.4f}' for v in facts['validation'] or [])})" + (f"; {scores}" if scores else ""))
     return tuned, facts
 
 

@@ -13,9 +13,10 @@ Both fine-tune the whole training model (auxiliary heads, modality dropout, augm
 what the run trained with) on the train split, with the run's losses at a small share of
 its learning rate (a hundredth for `qat`, a tenth for `prune`, which must recover from the
 zeros), then strip TF-MOT's wrappers into a plain Keras model that the variants convert
-from like the trained one (`ExportContext.with_model`). `qat` keeps the epoch
-whose validation figure is best (the run's `training.monitor`); `prune` keeps the last,
-the only one at full sparsity.
+from like the trained one (`ExportContext.with_model`). `qat` first sets the activation
+ranges from training batches (`calibrate_ranges`), then keeps the epoch whose validation figure
+is best (the run's `training.monitor`), epoch 0 (calibrated, not fine-tuned) among them; `prune`
+keeps the last, the only one at full sparsity.
 
 TF-MOT requires absl-py 1 and mediapipe absl-py 2, so pip cannot install both from one
 requirement set; TF-MOT is installed beside mmkeras with `--no-deps` (README "Install").
@@ -31,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from mmkeras.config import PRESENCE_LAYER
 from mmkeras.errors import TrainingDiverged, UserError, op_error_reason
 from mmkeras.registry import Registry
 
@@ -51,13 +53,16 @@ def tfmot():
 class FineTune:
     """One way of fine-tuning a copy of the trained model (a `FINE_TUNES` entry).
 
+    `keeps_best_epoch`: the epoch kept is the best on validation, the prepared copy before any
+    step (epoch 0) among the candidates; otherwise the last.
+
     Args:
         ctx: the run's ExportContext.
         epochs: fine-tune epochs.
         steps: training steps in those epochs.
     """
 
-    keeps_best_epoch = True  # False: the last epoch is the only valid one
+    keeps_best_epoch = True
     # The fine-tune's peak learning rate, as a share of the run's `training.learning_rate`.
     learning_rate_share = 0.1
 
@@ -74,6 +79,9 @@ class FineTune:
     def wrap(self, model):
         """The model with TF-MOT's wrappers, ready to compile (a new model; `model` is not changed)."""
         raise NotImplementedError
+
+    def prepare(self, model, batches):
+        """Ready the wrapped, compiled `model` for its fine-tune on `batches` (train-split batches)."""
 
     def callbacks(self):
         return []
@@ -180,6 +188,13 @@ class QuantizationAware(FineTune):
                        for l in tf.nest.flatten(node.inbound_layers)}
             if layer.name in self.frontends or getattr(layer, "float_in_int8", False):
                 return layer
+            if layer.name == PRESENCE_LAYER:
+                # The flags are exactly 0 or 1 and need no range of their own; with one, the
+                # converter gives its [0, 1] to the fusion's concatenation of them with the
+                # embeddings, which no fake-quant node covers, and clips every embedding to [0, 1]
+                # (emoji_vendors: int8_qat 0.674 against its Keras copy's 0.741). Left to the
+                # converter's calibration, that concatenation gets the range of what it joins.
+                return layer
             if registry.supports(layer) or (isinstance(layer, keras.layers.BatchNormalization)
                                             and inbound & annotated):
                 annotated.add(layer.name)
@@ -194,9 +209,71 @@ class QuantizationAware(FineTune):
             marked = keras.models.clone_model(model, clone_function=choose)
             return mot.quantization.keras.quantize_apply(marked)
 
+    def prepare(self, model, batches):
+        calibrate_ranges(model, batches.take(CALIBRATION_BATCHES))
+
     def strip(self, model):
         # The fake-quant wrappers stay: the converter reads their ranges (and folds them away).
         return _clone_with_weights(model, self.scope)
+
+
+# TF-MOT's MovingAverageQuantizer starts every activation range at [-6, 6] and moves it toward each
+# training batch's range by an exponential average of this decay (quant_ops.MovingAvgQuantize, fixed).
+RANGE_DECAY = 0.999
+CALIBRATION_BATCHES = 32
+
+
+def _range_variables(model):
+    """(quantizer, {"min_var", "max_var"}) of every range TF-MOT keeps in a wrapped `model`: the
+    weights' (LastValueQuantizer: set from the weights at every training step), the inputs'
+    QuantizeLayers', the activations' and the outputs'."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "quantizer_vars"):  # a QuantizeLayer
+            found.append((layer.quantizer, layer.quantizer_vars))
+        found += [(quantizer, variables) for _, quantizer, variables in getattr(layer, "_weight_vars", [])]
+        for activation in getattr(layer, "_quantize_activations", []):
+            for attr in ("_pre_activation_vars", "_post_activation_vars"):
+                if hasattr(activation, attr):
+                    found.append((activation.quantizer, getattr(activation, attr)))
+        if getattr(layer, "_output_quantizers", None):
+            found.append((layer._output_quantizers[0], layer._output_quantizer_vars))
+    return found
+
+
+def calibrate_ranges(model, batches):
+    """Set every activation range of a QAT-wrapped `model` to what post-training calibration would
+    use (the extremes seen on `batches` of training data), and leave every other weight as it was.
+
+    Why: TF-MOT's moving ranges start at [-6, 6] and follow the batches by an average of decay
+    0.999, so a fine-tune of a hundred steps (the demo's 2 epochs: 96) ends with ranges still 90%
+    the initial ones: half of a ReLU output's 256 steps spent on negatives it never takes, and
+    anything above ~6 clipped. Calibrated, the fine-tune starts from the post-training int8 model
+    and adjusts the weights to its rounding. (The inputs' all-values ranges, from 0 and widened to
+    every value seen, and the weights' ranges are right after any pass.) Forward passes in
+    training mode are what update the ranges, and they move BatchNorm's statistics too: those
+    are put back.
+    """
+    quantizers = tfmot().quantization.keras.quantizers
+    everything = [variables for _, variables in _range_variables(model)]
+    moving = [variables for quantizer, variables in _range_variables(model)
+              if isinstance(quantizer, quantizers.MovingAverageQuantizer)]
+    kept = model.get_weights()
+    forward = tf.function(lambda x: model(x, training=True))
+    seen = [{"min_var": 0.0, "max_var": 0.0} for _ in moving]  # every TFLite range holds 0 (TF-MOT's rule)
+    for batch in batches:
+        before = [{k: v.numpy() for k, v in variables.items()} for variables in moving]
+        forward(batch[0])
+        for variables, old, widest in zip(moving, before, seen):
+            for k, v in variables.items():
+                # After one step the variable is d·old + (1 − d)·(this batch's range).
+                batch_range = old[k] + (v.numpy() - old[k]) / (1.0 - RANGE_DECAY)
+                widest[k] = (np.minimum if k == "min_var" else np.maximum)(widest[k], batch_range)
+                v.assign(widest[k])  # the next batch is quantised with the widest range so far
+    ranges = [(v, v.numpy()) for variables in everything for v in variables.values()]
+    model.set_weights(kept)
+    for v, value in ranges:
+        v.assign(value)
 
 
 def _prunable_weights(layer, frozen):
@@ -261,24 +338,24 @@ def _zeros(arrays):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best `monitor`.
-
-    Not the state before the first epoch: TF-MOT's activation ranges start at [-6, 6] and
-    are learned in training, so the wrapped model scores nothing meaningful until then.
-    """
+    """Keep the weights of the epoch with the best `monitor`, the state before the first epoch
+    (epoch 0, `consider`ed before training) among them."""
 
     def __init__(self, monitor, mode):
         super().__init__()
         self.monitor, self.higher = monitor, mode == "max"
         self.best_epoch, self.best, self.values = 0, -math.inf if self.higher else math.inf, []
 
+    def consider(self, epoch, value, model):
+        self.values.append(float(value))
+        if (value > self.best) if self.higher else (value < self.best):
+            self.best, self.best_epoch, self.weights = float(value), epoch, model.get_weights()
+
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
             raise UserError(f"fine-tune: no '{self.monitor}' in the logs ({', '.join(sorted(logs or {}))})")
-        self.values.append(float(value))
-        if (value > self.best) if self.higher else (value < self.best):
-            self.best, self.best_epoch, self.weights = float(value), epoch + 1, self.model.get_weights()
+        self.consider(epoch + 1, value, self.model)
 
     def on_train_end(self, logs=None):
         self.model.set_weights(self.weights)
@@ -320,12 +397,18 @@ def fine_tune(ctx, method, epochs):
     inputs = fit_inputs(strategy, Worker.of(strategy), splits, cfg, ctx.prep)
     learning_rate = tuner.learning_rate_share * cfg.training.learning_rate
     compile_model(wrapped, cfg, steps, epochs=epochs, learning_rate=learning_rate)
+    tuner.prepare(wrapped, inputs["x"])
     key, mode = monitored_metric(cfg)
     key = wrapped_key(wrapped, key)
     callbacks = tuner.callbacks()
     best = None
     if tuner.keeps_best_epoch:
         best = KeepBest(key, mode)
+        # Epoch 0 is the copy as prepared (for QAT: calibrated, so the post-training int8 model's
+        # function): kept when no epoch of the fine-tune beats it on validation.
+        start = wrapped.evaluate(inputs["validation_data"], steps=inputs["validation_steps"], verbose=0,
+                                 return_dict=True)
+        best.consider(0, start[key.removeprefix("val_")], wrapped)
         callbacks.append(best)
     history = wrapped.fit(**inputs, epochs=epochs, callbacks=callbacks, verbose=0).history
     losses = history.get("loss", []) + history.get("val_loss", [])
@@ -333,6 +416,6 @@ def fine_tune(ctx, method, epochs):
         raise TrainingDiverged(f"the {method} fine-tune diverged (losses {losses}); the trained model is unchanged")
     tuned = tuner.strip(wrapped)
     facts = {"method": method, "epochs": epochs, "learning_rate": learning_rate, "monitor": key,
-             "validation": best.values if best else history.get(key),
+             "validation": best.values if best else history.get(key), "first_epoch": 0 if best else 1,
              "kept_epoch": best.best_epoch if best else epochs, **tuner.facts(tuned)}
     return tuned, facts

@@ -143,7 +143,8 @@ def _fine_tunes(results):
         first = results[names[0]]
         f = first["fine_tune"]
         line = (f"- {', '.join(names)}: converted from a copy fine-tuned by {method} for {f['epochs']} epoch(s) "
-                f"at learning rate {f['learning_rate']:g}, epoch {f['kept_epoch']} kept; its Keras model: "
+                f"at learning rate {f['learning_rate']:g}, epoch {f['kept_epoch']} kept"
+                f"{' (the calibrated copy before any step)' if f['kept_epoch'] == 0 else ''}; its Keras model: "
                 f"{_keras_scores(first)} (agreement and max diff are against it)")
         if "sparsity" in f:
             line += (f"; {100 * f['sparsity']:.1f}% of the pruned weights are zero ({100 * f['model_sparsity']:.1f}% "
