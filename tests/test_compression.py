@@ -50,6 +50,14 @@ def test_qat_and_pruned_variants_are_written_and_verified(compressed):
         assert "FULLY_CONNECTED" not in (variants[name]["float_ops"] or {})
     md = open(os.path.join(run, "export", "report.md")).read()
     assert "int8_qat: converted from a copy fine-tuned by qat for 2 epoch(s)" in md
+    # The fusion joins the presence flags (0 or 1) with embeddings of either sign: its int8 range
+    # must reach below 0. When the flags had a fake-quant range of their own, the converter gave
+    # its [0, 1] (zero point -128) to that concatenation and clipped every embedding to [0, 1].
+    from ai_edge_litert.interpreter import Interpreter
+
+    tensors = Interpreter(model_path=os.path.join(run, "export", "tflite", "tiny_int8_qat.tflite")).get_tensor_details()
+    joined = [t["quantization"] for t in tensors if t["name"].endswith("fusion/concat")]
+    assert joined and all(zero_point > -128 for _, zero_point in joined), joined
     assert "zipped KB" in md
 
 
@@ -128,7 +136,7 @@ def test_qat_ranges_start_from_the_data_and_leave_the_other_weights():
     ranges = _range_variables(model)
     moving = [v for q, v in ranges if isinstance(q, tfmot.quantization.keras.quantizers.MovingAverageQuantizer)]
     assert len(moving) >= 2 and all(float(v["max_var"].numpy()) == 6.0 for v in moving)
-    is_range = {v.ref() for _, v in ranges for v in v.values()}
+    is_range = {variable.ref() for _, pair in ranges for variable in pair.values()}
     before = {w.name: w.numpy() for w in model.weights if w.ref() not in is_range}
 
     calibrate_ranges(model, batches)
@@ -140,7 +148,7 @@ def test_qat_ranges_start_from_the_data_and_leave_the_other_weights():
     assert len(inputs) == 1  # the image's QuantizeLayer: its range is the pixels', from 0
     assert float(inputs[0]["min_var"].numpy()) == 0.0
     assert float(inputs[0]["max_var"].numpy()) == pytest.approx(images.max(), rel=1e-6)
-    # The ReLU after the folded BatchNorm: its range is [0, the largest output seen], far below 6.
+    # The ReLU after the BatchNorm: its range is [0, the largest output seen], far below 6.
     # In training mode BatchNorm normalises each batch, so its outputs' maxima are a few units.
     assert all(-6.0 < float(v["min_var"].numpy()) <= 0.0 < float(v["max_var"].numpy()) < 6.0 for v in moving)
     # The kernels' ranges are the kernels' own (a training step sets them), kept after the pass.
