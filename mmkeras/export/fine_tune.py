@@ -254,10 +254,9 @@ def calibrate_ranges(model, batches):
     training mode are what update the ranges, and they move BatchNorm's statistics too: those
     are put back.
     """
-    quantizers = tfmot().quantization.keras.quantizers
-    everything = [variables for _, variables in _range_variables(model)]
-    moving = [variables for quantizer, variables in _range_variables(model)
-              if isinstance(quantizer, quantizers.MovingAverageQuantizer)]
+    moving_average = tfmot().quantization.keras.quantizers.MovingAverageQuantizer
+    found = _range_variables(model)
+    moving = [variables for quantizer, variables in found if isinstance(quantizer, moving_average)]
     kept = model.get_weights()
     forward = tf.function(lambda x: model(x, training=True))
     seen = [{"min_var": 0.0, "max_var": 0.0} for _ in moving]  # every TFLite range holds 0 (TF-MOT's rule)
@@ -270,7 +269,7 @@ def calibrate_ranges(model, batches):
                 batch_range = old[k] + (v.numpy() - old[k]) / (1.0 - RANGE_DECAY)
                 widest[k] = (np.minimum if k == "min_var" else np.maximum)(widest[k], batch_range)
                 v.assign(widest[k])  # the next batch is quantised with the widest range so far
-    ranges = [(v, v.numpy()) for variables in everything for v in variables.values()]
+    ranges = [(v, v.numpy()) for _, variables in found for v in variables.values()]
     model.set_weights(kept)
     for v, value in ranges:
         v.assign(value)
